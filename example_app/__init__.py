@@ -1,0 +1,124 @@
+"""The motivating service: an ML-inference API timed by flask-routetimer.
+
+Run it with ``bash scripts/run-example.sh`` (see the README). Every request is printed as a span
+by the OpenTelemetry SDK's console exporter, with the ``timer.timed`` child spans nested inside.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any, Optional
+
+from flask import Flask, Response, abort, jsonify, request, stream_with_context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+
+from flask_routetimer import RouteTimer, RouteTiming, request_timed
+
+from . import model
+
+log = logging.getLogger("example_app")
+
+
+def one_line(span: ReadableSpan) -> str:
+    """A compact console line per span: name, duration, status, trace and parent."""
+    duration_ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
+    parent = f" parent={span.parent.span_id:016x}" if span.parent else ""
+    status = span.attributes.get("http.response.status_code", "") if span.attributes else ""
+    return (
+        f"span {span.name!r} {duration_ms:.1f} ms {status} {span.status.status_code.name} "
+        f"trace={span.context.trace_id:032x} span={span.context.span_id:016x}{parent}\n"
+    )
+
+
+def console_tracer_provider() -> TracerProvider:
+    """SDK provider printing each span as it ends: no other service needed to see timings."""
+    provider = TracerProvider(resource=Resource.create({"service.name": "example-ml-api"}))
+    provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(formatter=one_line)))
+    return provider
+
+
+def text_from_request() -> str:
+    payload = request.get_json(silent=True) or {}
+    text = payload.get("text") if isinstance(payload, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        abort(400, description='Send JSON like {"text": "some words"}.')
+    return text
+
+
+def register_routes(app: Flask, timer: RouteTimer) -> None:
+    @app.get("/")
+    def index() -> Any:
+        return jsonify(
+            routes=sorted(str(rule) for rule in app.url_map.iter_rules()),
+            try_it='curl -X POST localhost:5000/v1/predict/ -H "Content-Type: application/json" '
+            '-d \'{"text": "flask is fun"}\'',
+        )
+
+    @app.post("/v1/predict/")
+    def predict_v1() -> Any:
+        text = text_from_request()
+        with timer.timed("v1.tokenize"):
+            tokens = model.tokenize(text)
+        with timer.timed("model.predict", attributes={"model.version": "v1"}):
+            scores = model.predict(tokens)
+        return jsonify(model="v1", tokens=len(tokens), scores=scores)
+
+    @app.post("/v2/predict/")
+    def predict_v2() -> Any:
+        text = text_from_request()
+        with timer.timed("v2.normalize"):
+            clean = model.normalize(text)
+        with timer.timed("v2.embed"):
+            features = model.embed(model.tokenize(clean))
+        with timer.timed("model.predict", attributes={"model.version": "v2"}):
+            scores = model.predict(features, delay=0.02)
+        return jsonify(model="v2", scores=scores)
+
+    @app.get("/v1/stream")
+    def stream() -> Response:
+        words = request.args.get("text", "streaming tokens one at a time").split()
+
+        @stream_with_context
+        def generate() -> Iterator[str]:
+            for word in words:
+                time.sleep(0.02)
+                yield f"{word}\n"
+
+        return Response(generate(), mimetype="text/plain")
+
+    @app.get("/v1/fail")
+    def fail() -> Any:
+        raise RuntimeError("the model file is missing (a deliberate failure)")
+
+    @app.get("/health")
+    @timer.exempt
+    def health() -> Any:
+        return {"status": "ok"}
+
+
+def log_timing(sender: Flask, timing: RouteTiming, **_: Any) -> None:
+    log.info(
+        "%s %s -> %s in %.1f ms",
+        timing.method,
+        timing.route or "<no route>",
+        timing.status_code,
+        timing.duration * 1000,
+    )
+
+
+def create_app(tracer_provider: Optional[TracerProvider] = None) -> Flask:
+    """App factory; tests pass their own provider, ``flask run`` gets the console one."""
+    app = Flask(__name__)
+    app.config.setdefault("ROUTETIMER_SERVER_TIMING", True)
+    if tracer_provider is None:
+        tracer_provider = console_tracer_provider()
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    timer = RouteTimer(tracer_provider=tracer_provider)
+    timer.init_app(app)
+    register_routes(app, timer)
+    request_timed.connect(log_timing, app)
+    return app

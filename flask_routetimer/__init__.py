@@ -1,0 +1,9 @@
+"""Time every Flask endpoint from the outside and export the timings to OpenTelemetry."""
+
+from ._version import __version__
+from .config import ConfigError
+from .extension import RouteTimer
+from .signals import request_timed
+from .timing import RouteTiming
+
+__all__ = ["ConfigError", "RouteTimer", "RouteTiming", "__version__", "request_timed"]

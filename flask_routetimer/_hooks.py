@@ -1,0 +1,304 @@
+"""The hot path: per-app state and the Flask signal receivers that time each request.
+
+A request's span starts on ``request_started``, learns its status on ``request_finished``, and
+ends in exactly one place, :meth:`AppState.finish`, called from teardown for an ordinary response
+or from ``Response.call_on_close`` for a streamed body. Every receiver is fenced: a failure here
+is logged once per cause and the user's request goes on untouched.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from flask import Flask, Response, g, request
+from flask import signals as flask_signals
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from werkzeug.routing import Rule
+from werkzeug.wsgi import ClosingIterator
+
+from . import attributes as attrs
+from ._fence import report
+from .config import Settings
+from .signals import request_timed
+from .timing import RouteTiming
+
+if TYPE_CHECKING:
+    from .extension import RouteTimer
+
+#: Name of the per-request record on ``flask.g``.
+G_KEY = "_routetimer_request"
+
+
+class EnvironGetter(Getter[Mapping[str, Any]]):
+    """Reads propagation headers (``traceparent``, ``baggage``, ...) straight from the environ."""
+
+    def get(self, carrier: Mapping[str, Any], key: str) -> Optional[list[str]]:
+        value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
+        return None if value is None else [value]
+
+    def keys(self, carrier: Mapping[str, Any]) -> list[str]:
+        return list(attrs.environ_keys(carrier))
+
+
+ENVIRON_GETTER = EnvironGetter()
+
+
+class RouteInfo:
+    """What is known about a (URL rule, method) pair; computed once, then reused."""
+
+    __slots__ = ("rule", "route", "endpoint", "blueprint", "method", "name", "exempt")
+
+    def __init__(self, rule: Optional[Rule], method: str, exempt: bool) -> None:
+        self.rule = rule
+        self.route = rule.rule if rule is not None else None
+        self.endpoint = rule.endpoint if rule is not None else None
+        self.blueprint = attrs.blueprint_of(self.endpoint)
+        self.method = method
+        self.name = attrs.span_name(method, self.route)
+        self.exempt = exempt
+
+
+class RequestRecord:
+    """One timed request in flight."""
+
+    __slots__ = (
+        "app",
+        "info",
+        "span",
+        "token",
+        "thread",
+        "start",
+        "status_code",
+        "exception",
+        "streaming",
+        "ended",
+    )
+
+    def __init__(self, app: Flask, info: RouteInfo, span: trace.Span, token: object) -> None:
+        self.app = app
+        self.info = info
+        self.span = span
+        self.token: Optional[object] = token
+        self.thread = threading.get_ident()
+        self.start = perf_counter()
+        self.status_code: Optional[int] = None
+        self.exception: Optional[BaseException] = None
+        self.streaming = False
+        self.ended = False
+
+
+def is_lazy_body(response: Response) -> bool:
+    """True when the body is produced while the server sends it (generator, stream_with_context).
+
+    Two streamed-looking bodies are not: a ``ClosingIterator`` is an HTTPException (``abort()``,
+    404) that Flask ran as a WSGI app, already in memory; a ``direct_passthrough`` body (files
+    from ``send_file``) goes to the server as is, without the response's close callbacks, so its
+    span ends at teardown when the file is handed over.
+    """
+    return (
+        response.is_streamed
+        and not response.direct_passthrough
+        and not isinstance(response.response, ClosingIterator)
+    )
+
+
+class AppState:
+    """Per-app state, kept in ``app.extensions["routetimer"]``."""
+
+    def __init__(self, timer: RouteTimer, settings: Settings) -> None:
+        self.timer = timer
+        self.settings = settings
+        self._routes: dict[tuple[int, str], RouteInfo] = {}
+        #: Called with each finished request's timing, before the ``request_timed`` signal.
+        self.consumers: list[Callable[[Flask, RouteTiming, RequestRecord], None]] = []
+
+    def connect(self, app: Flask) -> None:
+        """Connect the receivers for this app only (``sender=app``)."""
+        flask_signals.request_started.connect(self.on_started, app)
+        flask_signals.got_request_exception.connect(self.on_exception, app)
+        flask_signals.request_finished.connect(self.on_finished, app)
+        flask_signals.request_tearing_down.connect(self.on_teardown, app)
+
+    # -- receivers -------------------------------------------------------------------------
+
+    def on_started(self, app: Flask, **_: Any) -> None:
+        try:
+            record = self._start(app)
+        except Exception as exc:
+            report("starting a request span", exc)
+            return
+        if record is not None:
+            setattr(g, G_KEY, record)
+
+    def on_exception(self, app: Flask, exception: BaseException, **_: Any) -> None:
+        record: Optional[RequestRecord] = g.get(G_KEY)
+        if record is not None and record.exception is None:
+            try:
+                self._note_exception(record, exception)
+            except Exception as exc:
+                report("recording an exception", exc)
+
+    def on_finished(self, app: Flask, response: Response, **_: Any) -> None:
+        record: Optional[RequestRecord] = g.get(G_KEY)
+        if record is None:
+            return
+        try:
+            self._finished(app, record, response)
+        except Exception as exc:
+            report("reading the response", exc)
+
+    def on_teardown(self, app: Flask, exc: Optional[BaseException] = None, **_: Any) -> None:
+        record: Optional[RequestRecord] = g.get(G_KEY)
+        if record is None or record.thread != threading.get_ident():
+            # Nothing timed here, or a copied request context popping in another thread.
+            return
+        g.pop(G_KEY, None)  # a second teardown (stream_with_context) finds nothing
+        try:
+            self._detach(record)
+            if exc is not None and record.exception is None:
+                self._note_exception(record, exc)
+        except Exception as error:
+            report("tearing down a request span", error)
+        if not record.streaming:
+            self.finish(record)
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def _start(self, app: Flask) -> Optional[RequestRecord]:
+        environ = request.environ
+        raw_method = environ.get("REQUEST_METHOD") or "GET"
+        method, original = attrs.normalize_method(raw_method)
+        info = self.route_info(app, request.url_rule, method)
+        if info.exempt or self._excluded(environ):
+            return None
+        span, token = self._open_span(info, environ, original)
+        return RequestRecord(app, info, span, token)
+
+    def _excluded(self, environ: Mapping[str, Any]) -> bool:
+        pattern = self.settings.excluded
+        if pattern is None:
+            return False
+        path = attrs.wsgi_to_text(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
+        return pattern.search(path) is not None
+
+    def _open_span(
+        self, info: RouteInfo, environ: Mapping[str, Any], original: Optional[str]
+    ) -> tuple[trace.Span, object]:
+        """Start the span under the right parent and make it current."""
+        outer = trace.get_current_span()
+        if outer.get_span_context().is_valid:
+            # A WSGI middleware (or opentelemetry-instrument) already traces this request.
+            parent = None
+            nested = getattr(outer, "kind", None) is SpanKind.SERVER
+            kind = SpanKind.INTERNAL if nested else SpanKind.SERVER
+            if kind is SpanKind.INTERNAL and info.route is not None and outer.is_recording():
+                outer.set_attribute(HTTP_ROUTE, info.route)
+                outer.update_name(info.name)
+        else:
+            parent = propagate.extract(environ, getter=ENVIRON_GETTER)
+            kind = SpanKind.SERVER
+        span = self.timer.tracer.start_span(
+            info.name,
+            context=parent,
+            kind=kind,
+            attributes=attrs.request_attributes(environ, info.method, original, info.route),
+        )
+        if span.is_recording():
+            span.set_attributes(attrs.detail_attributes(environ, info.endpoint, info.blueprint))
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        return span, token
+
+    def _note_exception(self, record: RequestRecord, exception: BaseException) -> None:
+        record.exception = exception
+        if self.settings.record_exceptions and record.span.is_recording():
+            record.span.record_exception(exception)
+
+    def _finished(self, app: Flask, record: RequestRecord, response: Response) -> None:
+        record.status_code = response.status_code
+        server_timing = self.settings.server_timing
+        if server_timing or (server_timing is None and app.debug):
+            elapsed_ms = max(perf_counter() - record.start, 0.0) * 1000
+            response.headers.add("Server-Timing", f"app;dur={elapsed_ms:.1f}")
+        if is_lazy_body(response):
+            # Count the body to its last byte: the WSGI server closes the response after it.
+            record.streaming = True
+            response.call_on_close(lambda: self.finish(record))
+
+    def _detach(self, record: RequestRecord) -> None:
+        token, record.token = record.token, None
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+
+    def finish(self, record: RequestRecord) -> None:
+        """End the request's span exactly once and hand its timing on."""
+        if record.ended:
+            return
+        record.ended = True
+        duration = max(perf_counter() - record.start, 0.0)  # time can go backwards
+        try:
+            timing = self._end_span(record, duration)
+        except Exception as exc:
+            report("ending a request span", exc)
+            return
+        self._publish(record, timing)
+
+    def _end_span(self, record: RequestRecord, duration: float) -> RouteTiming:
+        span, info = record.span, record.info
+        span_context = span.get_span_context()
+        recorded = span.is_recording()
+        if recorded:
+            span.set_attributes(attrs.response_attributes(record.status_code, record.exception))
+            if record.exception is not None:
+                exc = record.exception
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {exc}"))
+            elif record.status_code is not None and record.status_code >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+        span.end()
+        return RouteTiming(
+            endpoint=info.endpoint,
+            route=info.route,
+            method=info.method,
+            status_code=record.status_code,
+            duration=duration,
+            exception=record.exception,
+            trace_id=format(span_context.trace_id, "032x") if recorded else None,
+            span_id=format(span_context.span_id, "016x") if recorded else None,
+        )
+
+    def _publish(self, record: RequestRecord, timing: RouteTiming) -> None:
+        for consumer in self.consumers:
+            try:
+                consumer(record.app, timing, record)
+            except Exception as exc:
+                report(f"{getattr(consumer, '__qualname__', consumer)!s}", exc)
+        if not request_timed.receivers:
+            return
+        for receiver in request_timed.receivers_for(record.app):
+            try:
+                receiver(record.app, timing=timing)
+            except Exception as exc:
+                report(f"request_timed receiver {getattr(receiver, '__qualname__', receiver)}", exc)
+
+    # -- route cache -----------------------------------------------------------------------
+
+    def route_info(self, app: Flask, rule: Optional[Rule], method: str) -> RouteInfo:
+        """Cached per (rule, method): bounded by the app's rules, never by raw paths."""
+        key = (id(rule), method)
+        info = self._routes.get(key)
+        if info is None or info.rule is not rule:
+            info = RouteInfo(rule, method, self._is_exempt(app, rule))
+            self._routes[key] = info
+        return info
+
+    def _is_exempt(self, app: Flask, rule: Optional[Rule]) -> bool:
+        if rule is None:
+            return False
+        view = app.view_functions.get(rule.endpoint)
+        return self.timer.is_exempt(view)

@@ -1,0 +1,206 @@
+"""Pure functions that turn a WSGI request into OpenTelemetry span attributes.
+
+Everything here reads the WSGI environ directly (cheaper than Flask's request proxies) and follows
+the stable HTTP server semantic conventions. Nothing here raises on hostile input: values are
+bounded in length and malformed parts are dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional
+from urllib.parse import quote
+
+from opentelemetry.semconv.attributes.client_attributes import CLIENT_ADDRESS
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_REQUEST_METHOD_ORIGINAL,
+    HTTP_RESPONSE_STATUS_CODE,
+    HTTP_ROUTE,
+)
+from opentelemetry.semconv.attributes.network_attributes import NETWORK_PROTOCOL_VERSION
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.semconv.attributes.url_attributes import URL_PATH, URL_QUERY, URL_SCHEME
+from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_ORIGINAL
+
+#: Flask-specific attributes; no semantic convention exists for them.
+FLASK_ENDPOINT = "flask.endpoint"
+FLASK_BLUEPRINT = "flask.blueprint"
+
+#: Methods the semantic conventions call "known"; anything else is reported as ``_OTHER``.
+KNOWN_METHODS = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
+)
+OTHER_METHOD = "_OTHER"
+
+#: Query keys whose values are credentials (semantic conventions' list, matched case-insensitively).
+SENSITIVE_QUERY_KEYS = frozenset({"awsaccesskeyid", "signature", "sig", "x-goog-signature"})
+REDACTED = "REDACTED"
+
+#: Longest attribute value kept; hostile clients must not make spans arbitrarily large.
+MAX_VALUE_LENGTH = 1024
+
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+
+Attributes = dict[str, Any]
+
+
+def truncate(value: str, limit: int = MAX_VALUE_LENGTH) -> str:
+    """Bound an attribute value so one request cannot bloat every exporter downstream."""
+    return value if len(value) <= limit else value[:limit]
+
+
+def normalize_method(raw: str) -> tuple[str, Optional[str]]:
+    """Return ``(http.request.method, http.request.method_original or None)``.
+
+    Werkzeug upper-cases the method before routing, so ``get`` is served as ``GET``; we report the
+    method it was served as and keep the spelling the client sent as the original.
+    """
+    upper = raw.upper()
+    if upper in KNOWN_METHODS:
+        return upper, (truncate(raw, 64) if raw != upper else None)
+    return OTHER_METHOD, truncate(raw, 64)
+
+
+def span_name(method: str, route: Optional[str]) -> str:
+    """``{METHOD} {route}``, ``{METHOD}`` without a route, ``HTTP`` for an unknown method."""
+    if method == OTHER_METHOD:
+        return "HTTP"
+    return f"{method} {route}" if route else method
+
+
+def wsgi_to_text(value: str) -> str:
+    """Undo WSGI's latin-1 decoding of raw bytes, the way Werkzeug does for ``request.path``."""
+    try:
+        return value.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return value
+
+
+def url_path(environ: Mapping[str, Any]) -> str:
+    """The path the client asked for, prefix (``SCRIPT_NAME``) included, percent-encoded."""
+    raw = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    return truncate(quote(wsgi_to_text(raw), safe=_PATH_SAFE) or "/")
+
+
+def redact_query(query: str) -> str:
+    """Replace the values of credential-carrying query keys with ``REDACTED``."""
+    if not query:
+        return query
+    parts = query.split("&")
+    for index, part in enumerate(parts):
+        key, sep, _ = part.partition("=")
+        if sep and key.lower() in SENSITIVE_QUERY_KEYS:
+            parts[index] = f"{key}={REDACTED}"
+    return "&".join(parts)
+
+
+def split_host(host: str) -> tuple[str, Optional[int]]:
+    """Split a Host header into address and port; a malformed port is dropped, not raised."""
+    if host.startswith("["):  # IPv6 literal: [::1]:8080
+        address, _, rest = host[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    else:
+        address, _, port_text = host.partition(":")
+    port = int(port_text) if port_text.isdigit() and len(port_text) <= 5 else None
+    if port is not None and port > 65535:
+        port = None
+    return truncate(address, 255), port
+
+
+def server_address(environ: Mapping[str, Any]) -> tuple[str, Optional[int]]:
+    """Server address and port, from the Host header when present (as clients see it)."""
+    host = environ.get("HTTP_HOST")
+    if host:
+        return split_host(host)
+    port_text = environ.get("SERVER_PORT", "")
+    port = int(port_text) if str(port_text).isdigit() else None
+    return truncate(environ.get("SERVER_NAME", "")), port
+
+
+def protocol_version(environ: Mapping[str, Any]) -> Optional[str]:
+    """``HTTP/1.1`` -> ``1.1``; anything else is left out."""
+    protocol = environ.get("SERVER_PROTOCOL", "")
+    if protocol.startswith("HTTP/"):
+        return truncate(protocol[5:], 16)
+    return None
+
+
+def request_attributes(
+    environ: Mapping[str, Any], method: str, original_method: Optional[str], route: Optional[str]
+) -> Attributes:
+    """Attributes known when the request starts and useful to samplers."""
+    attrs: Attributes = {
+        HTTP_REQUEST_METHOD: method,
+        URL_PATH: url_path(environ),
+        URL_SCHEME: environ.get("wsgi.url_scheme", "http"),
+    }
+    if original_method is not None:
+        attrs[HTTP_REQUEST_METHOD_ORIGINAL] = original_method
+    if route is not None:
+        attrs[HTTP_ROUTE] = route
+    query = environ.get("QUERY_STRING")
+    if query:
+        attrs[URL_QUERY] = truncate(redact_query(wsgi_to_text(query)))
+    address, port = server_address(environ)
+    if address:
+        attrs[SERVER_ADDRESS] = address
+    if port is not None:
+        attrs[SERVER_PORT] = port
+    return attrs
+
+
+def detail_attributes(
+    environ: Mapping[str, Any], endpoint: Optional[str], blueprint: Optional[str]
+) -> Attributes:
+    """Attributes only worth building for a span that is being recorded."""
+    attrs: Attributes = {}
+    client = environ.get("REMOTE_ADDR")
+    if client:
+        attrs[CLIENT_ADDRESS] = truncate(client, 255)
+    version = protocol_version(environ)
+    if version:
+        attrs[NETWORK_PROTOCOL_VERSION] = version
+    agent = environ.get("HTTP_USER_AGENT")
+    if agent:
+        attrs[USER_AGENT_ORIGINAL] = truncate(wsgi_to_text(agent))
+    if endpoint:
+        attrs[FLASK_ENDPOINT] = endpoint
+    if blueprint:
+        attrs[FLASK_BLUEPRINT] = blueprint
+    return attrs
+
+
+def error_type(exception: Optional[BaseException], status_code: Optional[int]) -> Optional[str]:
+    """``error.type``: the exception's qualified class name, else the 5xx status code."""
+    if exception is not None:
+        return type(exception).__qualname__
+    if status_code is not None and status_code >= 500:
+        return str(status_code)
+    return None
+
+
+def response_attributes(
+    status_code: Optional[int], exception: Optional[BaseException]
+) -> Attributes:
+    """Attributes known when the response is complete."""
+    attrs: Attributes = {}
+    if status_code is not None:
+        attrs[HTTP_RESPONSE_STATUS_CODE] = status_code
+    kind = error_type(exception, status_code)
+    if kind is not None:
+        attrs[ERROR_TYPE] = kind
+    return attrs
+
+
+def blueprint_of(endpoint: Optional[str]) -> Optional[str]:
+    """Blueprint part of an endpoint name (``admin.users.list`` -> ``admin.users``)."""
+    if endpoint and "." in endpoint:
+        return endpoint.rpartition(".")[0]
+    return None
+
+
+def environ_keys(environ: Mapping[str, Any]) -> Iterable[str]:
+    """Header names present in a WSGI environ, in the lower-case form propagators ask for."""
+    return [key[5:].lower().replace("_", "-") for key in environ if key.startswith("HTTP_")]

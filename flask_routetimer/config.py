@@ -1,0 +1,106 @@
+"""Reading and validating the ``ROUTETIMER_*`` config keys.
+
+Config is read once, in ``init_app``, and validated there: a wrong value is reported when the app
+is built, naming the key and what would be valid, never at the first request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Optional
+
+EXCLUDED_URLS_ENV = ("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS")
+
+
+class ConfigError(ValueError):
+    """A ``ROUTETIMER_*`` config key or a constructor argument has an invalid value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated per-app settings; the hot path reads only these."""
+
+    enabled: bool
+    excluded: Optional[re.Pattern[str]]
+    server_timing: Optional[bool]  # None: follow app.debug, read per request (app.run(debug=True))
+    record_exceptions: bool
+
+
+def _excluded_default(environ: Mapping[str, str]) -> str:
+    for name in EXCLUDED_URLS_ENV:
+        value = environ.get(name, "").strip()
+        if value:
+            return value
+    return ""
+
+
+def set_defaults(config: MutableMapping[str, Any], environ: Mapping[str, str]) -> None:
+    """Fill in every key the user did not set; OpenTelemetry's env variables seed exclusions."""
+    config.setdefault("ROUTETIMER_ENABLED", True)
+    config.setdefault("ROUTETIMER_EXCLUDED_URLS", _excluded_default(environ))
+    config.setdefault("ROUTETIMER_SERVER_TIMING", None)
+    config.setdefault("ROUTETIMER_RECORD_EXCEPTIONS", True)
+
+
+def require_bool(key: str, value: Any) -> bool:
+    """Accept only real booleans: ``"false"`` being truthy is a classic config bug."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be True or False, got {value!r} ({type(value).__name__}).")
+    return value
+
+
+def optional_bool(key: str, value: Any) -> Optional[bool]:
+    """A boolean, or None for "decide from the app" (e.g. on in debug mode)."""
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise ConfigError(
+            f"{key} must be True, False or None, got {value!r} ({type(value).__name__})."
+        )
+    return value
+
+
+def compile_patterns(key: str, value: Any) -> Optional[re.Pattern[str]]:
+    """Compile a list of regexes (or one comma-separated string) into a single pattern."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        patterns = [part.strip() for part in value.split(",")]
+    elif isinstance(value, (list, tuple)) and all(isinstance(part, str) for part in value):
+        patterns = [part.strip() for part in value]
+    else:
+        raise ConfigError(
+            f"{key} must be a list of regular expressions or a comma-separated string, "
+            f"got {value!r} ({type(value).__name__})."
+        )
+    patterns = [part for part in patterns if part]
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(
+                f"{key} contains {pattern!r}, which is not a valid regular expression: {exc}."
+            ) from None
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{pattern})" for pattern in patterns))
+
+
+def read_settings(config: Mapping[str, Any]) -> Settings:
+    """Validate the app's config."""
+    return Settings(
+        enabled=require_bool("ROUTETIMER_ENABLED", config["ROUTETIMER_ENABLED"]),
+        excluded=compile_patterns("ROUTETIMER_EXCLUDED_URLS", config["ROUTETIMER_EXCLUDED_URLS"]),
+        server_timing=optional_bool("ROUTETIMER_SERVER_TIMING", config["ROUTETIMER_SERVER_TIMING"]),
+        record_exceptions=require_bool(
+            "ROUTETIMER_RECORD_EXCEPTIONS", config["ROUTETIMER_RECORD_EXCEPTIONS"]
+        ),
+    )
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment, read when ``init_app`` runs (never at import time)."""
+    return os.environ

@@ -1,0 +1,115 @@
+"""App-factory fixtures, SDK providers injected through the constructor, and leak detectors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Callable, Optional
+
+import pytest
+from flask import Flask
+from flask.globals import _cv_app, _cv_request
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from flask_routetimer import RouteTimer
+from flask_routetimer._fence import forget_reported
+
+
+class OpenSpanTracker(SpanProcessor):
+    """Remembers spans started and not yet ended, so a test that leaks one fails."""
+
+    def __init__(self) -> None:
+        self.open: dict[int, str] = {}
+
+    def on_start(self, span: Span, parent_context: Optional[otel_context.Context] = None) -> None:
+        self.open[span.context.span_id] = span.name
+
+    def on_end(self, span: ReadableSpan) -> None:
+        assert span.context is not None
+        self.open.pop(span.context.span_id, None)
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def open_spans() -> OpenSpanTracker:
+    return OpenSpanTracker()
+
+
+@pytest.fixture
+def tracer_provider(
+    exporter: InMemorySpanExporter, open_spans: OpenSpanTracker
+) -> Iterator[TracerProvider]:
+    provider = TracerProvider()
+    provider.add_span_processor(open_spans)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield provider
+    assert not open_spans.open, f"spans started and never ended: {open_spans.open}"
+    provider.shutdown()
+
+
+@pytest.fixture
+def make_app(tracer_provider: TracerProvider) -> Callable[..., tuple[Flask, RouteTimer]]:
+    """App factory: ``make_app(**config)`` -> (app, timer), timer already initialised."""
+
+    def factory(**config: Any) -> tuple[Flask, RouteTimer]:
+        app = Flask("testapp")
+        app.config.update(TESTING=True, **config)
+        timer = RouteTimer(tracer_provider=tracer_provider)
+        timer.init_app(app)
+        return app, timer
+
+    return factory
+
+
+@pytest.fixture
+def app_timer(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> tuple[Flask, RouteTimer]:
+    return make_app()
+
+
+@pytest.fixture
+def app(app_timer: tuple[Flask, RouteTimer]) -> Flask:
+    return app_timer[0]
+
+
+@pytest.fixture
+def timer(app_timer: tuple[Flask, RouteTimer]) -> RouteTimer:
+    return app_timer[1]
+
+
+@pytest.fixture
+def client(app: Flask) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture
+def spans(exporter: InMemorySpanExporter) -> Callable[[], list[ReadableSpan]]:
+    """Finished spans, oldest first."""
+    return lambda: list(exporter.get_finished_spans())
+
+
+@pytest.fixture
+def server_spans(
+    exporter: InMemorySpanExporter,
+) -> Callable[[], list[ReadableSpan]]:
+    """Finished SERVER spans only (the request spans), oldest first."""
+    return lambda: [s for s in exporter.get_finished_spans() if s.kind is trace.SpanKind.SERVER]
+
+
+@pytest.fixture(autouse=True)
+def _leak_detector() -> Iterator[None]:
+    """Fail a test that leaves a Flask context pushed or an OpenTelemetry context attached."""
+    forget_reported()
+    before = otel_context.get_current()
+    yield
+    leaked_request = _cv_request.get(None)
+    leaked_app = _cv_app.get(None)
+    assert leaked_request is None, f"request context left pushed: {leaked_request!r}"
+    assert leaked_app is None, f"app context left pushed: {leaked_app!r}"
+    assert otel_context.get_current() == before, "OpenTelemetry context left attached"

@@ -1,0 +1,107 @@
+"""Config and constructor arguments are validated at init_app, with messages naming the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from flask import Flask
+
+from flask_routetimer import ConfigError, RouteTimer
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("ROUTETIMER_ENABLED", "yes", "ROUTETIMER_ENABLED must be True or False, got 'yes'"),
+        ("ROUTETIMER_RECORD_EXCEPTIONS", 1, "ROUTETIMER_RECORD_EXCEPTIONS must be True or False"),
+        ("ROUTETIMER_SERVER_TIMING", "on", "ROUTETIMER_SERVER_TIMING must be True, False or None"),
+        ("ROUTETIMER_EXCLUDED_URLS", 42, "ROUTETIMER_EXCLUDED_URLS must be a list of regular"),
+        ("ROUTETIMER_EXCLUDED_URLS", ["ok", 3], "ROUTETIMER_EXCLUDED_URLS must be a list"),
+        ("ROUTETIMER_EXCLUDED_URLS", ["(unclosed"], "'(unclosed', which is not a valid regular"),
+    ],
+)
+def test_bad_values_raise_at_init_app(key, value, message):
+    """A wrong type or a bad regex is reported when the app is built, naming the key."""
+    app = Flask("bad")
+    app.config[key] = value
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        RouteTimer(app)
+
+
+def test_defaults_are_set_with_setdefault():
+    """init_app fills in defaults but never overrides what the user set."""
+    app = Flask("defaults")
+    app.config["ROUTETIMER_SERVER_TIMING"] = True
+    RouteTimer(app)
+    assert app.config["ROUTETIMER_ENABLED"] is True
+    assert app.config["ROUTETIMER_SERVER_TIMING"] is True
+    assert app.config["ROUTETIMER_RECORD_EXCEPTIONS"] is True
+
+
+def test_second_registration_is_refused():
+    """Registering twice on one app is an error that says what to do instead."""
+    app = Flask("twice")
+    RouteTimer(app)
+    with pytest.raises(RuntimeError, match="already registered.*once per app"):
+        RouteTimer().init_app(app)
+
+
+def test_extension_state_is_per_app():
+    """The per-app state lives in app.extensions['routetimer']; the timer keeps no app."""
+    app = Flask("state")
+    timer = RouteTimer(app)
+    assert RouteTimer.state(app) is app.extensions["routetimer"]
+    assert not any(value is app for value in vars(timer).values())
+
+
+@pytest.mark.parametrize("argument", ["tracer_provider", "meter_provider"])
+def test_wrong_provider_type_is_named(argument):
+    """Passing something that is not a provider names the argument."""
+    with pytest.raises(TypeError, match=argument):
+        RouteTimer(**{argument: object()})
+
+
+def test_views_are_untouched(tracer_provider):
+    """init_app wraps, replaces or renames nothing in app.view_functions."""
+    app = Flask("untouched")
+
+    @app.get("/a")
+    def a() -> str:
+        return "a"
+
+    before = dict(app.view_functions)
+    RouteTimer(app, tracer_provider=tracer_provider)
+    app.test_client().get("/a")
+    assert app.view_functions == before
+    assert all(app.view_functions[name] is view for name, view in before.items())
+
+
+def test_global_provider_configured_after_init_app_is_used():
+    """Without explicit providers the global one is looked up lazily, even if set later."""
+    code = textwrap.dedent(
+        """
+        from flask import Flask
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from flask_routetimer import RouteTimer
+
+        app = Flask("late")
+        RouteTimer(app)
+        app.add_url_rule("/x", "x", lambda: "x")
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        app.test_client().get("/x")
+        print([span.name for span in exporter.get_finished_spans()])
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "['GET /x']"

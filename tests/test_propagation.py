@@ -1,0 +1,100 @@
+"""Parent context: incoming W3C trace context and baggage, and outer server spans."""
+
+from __future__ import annotations
+
+from flask import Flask
+from opentelemetry import baggage, trace
+from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
+from opentelemetry.trace import SpanKind
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+
+def routes(app: Flask) -> None:
+    @app.get("/items/<int:item_id>")
+    def item(item_id: int) -> dict[str, object]:
+        return {"user": baggage.get_baggage("user.id")}
+
+
+def test_traceparent_is_honoured(app, client, server_spans):
+    """A request carrying a valid traceparent joins that trace as a child of the caller."""
+    routes(app)
+    client.get("/items/1", headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+    (span,) = server_spans()
+    assert format(span.context.trace_id, "032x") == TRACE_ID
+    assert span.parent is not None and format(span.parent.span_id, "016x") == PARENT_ID
+    assert span.parent.is_remote
+
+
+def test_baggage_is_current_in_the_view(app, client, server_spans):
+    """W3C baggage from the request is in the context the view runs in."""
+    routes(app)
+    response = client.get(
+        "/items/1",
+        headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "baggage": "user.id=42"},
+    )
+    assert response.json == {"user": "42"}
+
+
+def test_malformed_traceparent_starts_a_new_trace(app, client, server_spans):
+    """A malformed header is ignored: new trace, no error, normal response."""
+    routes(app)
+    response = client.get("/items/1", headers={"traceparent": "00-nothex-zz-01", "baggage": "=;;"})
+    assert response.status_code == 200
+    (span,) = server_spans()
+    assert span.parent is None
+    assert format(span.context.trace_id, "032x") != TRACE_ID
+
+
+def test_outer_server_span_gets_internal_child(app, tracer_provider, server_spans, spans):
+    """Under an outer SERVER span (e.g. a WSGI middleware) the request span is INTERNAL and
+    the outer span learns the route."""
+    routes(app)
+    tracer = tracer_provider.get_tracer("middleware")
+    inner_wsgi = app.wsgi_app
+
+    def middleware(environ, start_response):  # type: ignore[no-untyped-def]
+        with tracer.start_as_current_span("GET", kind=SpanKind.SERVER):
+            return inner_wsgi(environ, start_response)
+
+    app.wsgi_app = middleware  # type: ignore[method-assign]
+    app.test_client().get("/items/3")
+    inner, outer = spans()
+    assert outer.kind is SpanKind.SERVER and inner.kind is SpanKind.INTERNAL
+    assert inner.parent is not None and inner.parent.span_id == outer.context.span_id
+    assert outer.attributes[HTTP_ROUTE] == "/items/<int:item_id>"
+    assert outer.name == "GET /items/<int:item_id>"
+    assert len(server_spans()) == 1
+
+
+def test_span_is_current_in_hooks_and_view(app, timer, client, spans):
+    """before_request, the view, after_request and error handlers see the request span."""
+    seen: dict[str, int] = {}
+
+    def remember(where: str) -> None:
+        seen[where] = trace.get_current_span().get_span_context().span_id
+
+    @app.before_request
+    def before() -> None:
+        remember("before")
+
+    @app.after_request
+    def after(response):  # type: ignore[no-untyped-def]
+        remember("after")
+        return response
+
+    @app.errorhandler(LookupError)
+    def lookup(error: LookupError) -> tuple[str, int]:
+        remember("errorhandler")
+        return "missing", 404
+
+    @app.get("/find")
+    def find() -> str:
+        remember("view")
+        raise LookupError("x")
+
+    client.get("/find")
+    (span,) = spans()
+    assert seen == dict.fromkeys(["before", "view", "errorhandler", "after"], span.context.span_id)
+    assert trace.get_current_span() is trace.INVALID_SPAN
