@@ -13,6 +13,7 @@ import math
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Optional
 
 __all__ = ["RouteStats", "RouteStatsTable", "StatsSnapshot"]
 
@@ -92,7 +93,9 @@ class RouteStats:
     """Immutable statistics of one (method, route) row; all times are in seconds."""
 
     method: str
-    route: str | None
+    # Optional, not `str | None`: typing.get_type_hints() evaluates field annotations and
+    # PEP 604 unions raise TypeError there on Python 3.9.
+    route: Optional[str]  # noqa: UP045
     count: int
     error_count: int
     total: float
