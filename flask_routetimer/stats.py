@@ -1,0 +1,319 @@
+"""Live per-route timing statistics kept in process memory.
+
+Pure Python and Flask-free so it can be tested and benchmarked on its own. The hot path
+(``RouteStatsTable.record``) is O(1): one dict lookup without the table lock, one ``math.log``
+and a few increments under a per-route lock, so requests on different routes never contend.
+Memory is bounded twice: each route has a fixed-size histogram, and the number of routes is
+capped (``max_routes``) so a flood of distinct methods cannot grow the table without limit.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Optional
+
+__all__ = ["RouteStats", "RouteStatsTable", "StatsSnapshot"]
+
+# --- Histogram --------------------------------------------------------------------------------
+# DDSketch-style: latencies span nine orders of magnitude (1 us .. 1 h) and what matters is
+# *relative* error. Bucket bounds are powers of GAMMA = (1 + a) / (1 - a); reporting the harmonic
+# mean of a bucket's bounds is within relative error a of every value in it, hence so is every
+# quantile. The bucket array has a fixed length (BUCKET_COUNT), so memory per route is constant
+# and recording costs one math.log. Values outside [MIN_TRACKED, MAX_TRACKED] clamp into the end
+# buckets; reported quantiles are clamped into the observed [min, max], so constant out-of-range
+# data still reports exactly.
+
+RELATIVE_ACCURACY = 0.02
+GAMMA = (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)
+MIN_TRACKED = 1e-6  # seconds; bucket 0 contains this value and absorbs everything smaller
+MAX_TRACKED = 3600.0  # seconds; the last bucket contains this value and absorbs everything larger
+
+_INV_LOG_GAMMA = 1.0 / math.log(GAMMA)
+# Bucket ``i`` covers ``(GAMMA ** (k - 1), GAMMA ** k]`` with ``k = i + _KEY_OFFSET``.
+_KEY_OFFSET = math.ceil(math.log(MIN_TRACKED) * _INV_LOG_GAMMA)
+BUCKET_COUNT = math.ceil(math.log(MAX_TRACKED) * _INV_LOG_GAMMA) - _KEY_OFFSET + 1
+_LAST = BUCKET_COUNT - 1
+
+# (lower, upper) bounds in seconds of every bucket, computed once for snapshots and plotting.
+BUCKET_BOUNDS: tuple[tuple[float, float], ...] = tuple(
+    (GAMMA ** (i + _KEY_OFFSET - 1), GAMMA ** (i + _KEY_OFFSET)) for i in range(BUCKET_COUNT)
+)
+
+Bucket = tuple[float, float, int]  # (lower_s, upper_s, count)
+
+
+def _bucket_index(seconds: float) -> int:
+    """Map a non-negative finite duration to its bucket in O(1); out-of-range values clamp."""
+    if seconds <= 0.0:  # log() is undefined here, and zero is below the tracked range anyway
+        return 0
+    index = math.ceil(math.log(seconds) * _INV_LOG_GAMMA) - _KEY_OFFSET
+    if index < 0:
+        return 0
+    if index > _LAST:
+        return _LAST
+    return index
+
+
+def _nearest_rank(q: float, count: int) -> int:
+    """1-based nearest rank of quantile ``q`` among ``count`` values (``ceil(q * n)``, >= 1)."""
+    if not 0.0 <= q <= 1.0:  # also rejects NaN
+        raise ValueError(f"quantile must be within [0, 1], got {q!r}")
+    return max(1, math.ceil(q * count))
+
+
+def _bucket_quantile(buckets: Iterable[Bucket], count: int, q: float) -> float:
+    """Representative value of the bucket holding the nearest-rank ``q`` value; 0.0 if empty.
+
+    The harmonic mean ``2*lo*hi/(lo+hi)`` is within ``RELATIVE_ACCURACY`` of every value in
+    ``(lo, hi]`` because ``hi / lo == GAMMA``.
+    """
+    rank = _nearest_rank(q, count)
+    seen = 0
+    for lower, upper, bucket_count in buckets:
+        seen += bucket_count
+        if seen >= rank:
+            return 2.0 * lower * upper / (lower + upper)
+    return 0.0
+
+
+# --- Statistics table -------------------------------------------------------------------------
+
+DEFAULT_MAX_ROUTES = 1000
+OVERFLOW_METHOD = "*"
+_INF = math.inf
+
+_Key = tuple[str, "str | None"]
+
+
+@dataclass(frozen=True)
+class RouteStats:
+    """Immutable statistics of one (method, route) row; all times are in seconds."""
+
+    method: str
+    # Optional, not `str | None`: typing.get_type_hints() evaluates field annotations and
+    # PEP 604 unions raise TypeError there on Python 3.9.
+    route: Optional[str]  # noqa: UP045
+    count: int
+    error_count: int
+    total: float
+    min: float
+    max: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    overflow: bool = False
+    buckets: tuple[Bucket, ...] = ()  # non-empty histogram buckets (lower_s, upper_s, count)
+
+    @property
+    def mean(self) -> float:
+        """Mean duration, 0.0 for an empty row rather than a ZeroDivisionError."""
+        return self.total / self.count if self.count else 0.0
+
+    @property
+    def error_rate(self) -> float:
+        """Fraction of requests that errored, 0.0 for an empty row."""
+        return self.error_count / self.count if self.count else 0.0
+
+    def quantile(self, q: float) -> float:
+        """Nearest-rank quantile ``q`` in [0, 1]; within 2% of exact for values in 1 µs .. 1 h."""
+        return _clamped_quantile(self.buckets, self.count, self.min, self.max, q)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready mapping (plain str/int/float/bool/None/lists only)."""
+        return {
+            "method": self.method,
+            "route": self.route,
+            "overflow": self.overflow,
+            "count": self.count,
+            "error_count": self.error_count,
+            "error_rate": self.error_rate,
+            "total": self.total,
+            "mean": self.mean,
+            "min": self.min,
+            "max": self.max,
+            "p50": self.p50,
+            "p90": self.p90,
+            "p95": self.p95,
+            "p99": self.p99,
+            "buckets": [list(bucket) for bucket in self.buckets],
+        }
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """Point-in-time copy of a table; rows sorted by total time, descending."""
+
+    routes: tuple[RouteStats, ...]
+    max_routes: int
+    overflowed: bool
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready mapping for an ``/api/stats`` endpoint; times are seconds."""
+        return {
+            "unit": "s",
+            "max_routes": self.max_routes,
+            "overflowed": self.overflowed,
+            "routes": [row.to_dict() for row in self.routes],
+        }
+
+
+def _clamped_quantile(
+    buckets: tuple[Bucket, ...], count: int, low: float, high: float, q: float
+) -> float:
+    """Histogram quantile clamped into [min, max]: keeps it within the data's real range, and
+    makes constant or out-of-range data (all in one clamped end bucket) report exactly."""
+    return min(max(_bucket_quantile(buckets, count, q), low), high)
+
+
+class _RouteRow:
+    """Mutable accumulator of one row, guarded by its own lock so routes never contend."""
+
+    __slots__ = (
+        "method",
+        "route",
+        "overflow",
+        "_lock",
+        "count",
+        "error_count",
+        "total",
+        "min",
+        "max",
+        "counts",
+    )
+
+    def __init__(self, method: str, route: str | None, overflow: bool = False) -> None:
+        self.method = method
+        self.route = route
+        self.overflow = overflow
+        self._lock = threading.Lock()
+        self.count = 0
+        self.error_count = 0
+        self.total = 0.0
+        self.min = _INF
+        self.max = -_INF
+        self.counts = [0] * BUCKET_COUNT  # fixed length: memory does not grow with records
+
+    def add(self, seconds: float, error: bool) -> None:
+        """Fold one finite, non-negative duration in; the log is taken outside the lock."""
+        index = _bucket_index(seconds)
+        with self._lock:
+            self.count += 1
+            if error:
+                self.error_count += 1
+            self.total += seconds
+            if seconds < self.min:
+                self.min = seconds
+            if seconds > self.max:
+                self.max = seconds
+            self.counts[index] += 1
+
+    def freeze(self) -> RouteStats:
+        """Copy under the lock, then derive quantiles outside it to keep the hold time short."""
+        with self._lock:
+            count, errors, total = self.count, self.error_count, self.total
+            low, high = (self.min, self.max) if count else (0.0, 0.0)
+            counts = list(self.counts)
+        buckets = tuple((*BUCKET_BOUNDS[i], n) for i, n in enumerate(counts) if n)
+        p50, p90, p95, p99 = (
+            _clamped_quantile(buckets, count, low, high, q) for q in (0.5, 0.9, 0.95, 0.99)
+        )
+        return RouteStats(
+            method=self.method,
+            route=self.route,
+            count=count,
+            error_count=errors,
+            total=total,
+            min=low,
+            max=high,
+            p50=p50,
+            p90=p90,
+            p95=p95,
+            p99=p99,
+            overflow=self.overflow,
+            buckets=buckets,
+        )
+
+
+def _validate_max_routes(max_routes: object) -> int:
+    """Reject anything but an int >= 1 (bool excluded) with a message naming the setting."""
+    if isinstance(max_routes, bool) or not isinstance(max_routes, int) or max_routes < 1:
+        raise ValueError(f"ROUTETIMER_MAX_ROUTES must be an integer >= 1, got {max_routes!r}")
+    return max_routes
+
+
+def _sort_key(row: RouteStats) -> tuple[float, str, str]:
+    """Heaviest routes first; ties broken by name so snapshots are deterministic."""
+    return (-row.total, row.method, row.route or "")
+
+
+class RouteStatsTable:
+    """Thread-safe table of per-(method, route) statistics with a cap on distinct rows.
+
+    ``route=None`` means no URL rule matched; such requests share one row per method, so raw
+    paths (unbounded, attacker-controlled) never become keys. Once ``max_routes`` rows exist,
+    requests for new keys all go to a single overflow row (method ``"*"``, route ``None``).
+    """
+
+    def __init__(self, max_routes: int = DEFAULT_MAX_ROUTES) -> None:
+        self._max_routes = _validate_max_routes(max_routes)
+        self._lock = threading.Lock()  # only for creating rows, reset and snapshot
+        self._rows: dict[_Key, _RouteRow] = {}
+        self._overflow: _RouteRow | None = None
+
+    @property
+    def max_routes(self) -> int:
+        """The configured cap on regular (non-overflow) rows."""
+        return self._max_routes
+
+    def record(self, method: str, route: str | None, duration: float, error: bool) -> None:
+        """Record one request. NaN and +/-inf are ignored (no usable time); negatives become 0."""
+        if not -_INF < duration < _INF:
+            return
+        if duration < 0.0:
+            duration = 0.0
+        row = self._rows.get((method, route))  # lock-free: existing rows are never replaced
+        if row is None:
+            row = self._row_for_new_key(method, route)
+        row.add(duration, error)
+
+    def _row_for_new_key(self, method: str, route: str | None) -> _RouteRow:
+        """Create the row under the table lock, or hand out the overflow row once full."""
+        overflow = self._overflow
+        if overflow is not None:  # the table is full: no lock needed for an unknown key
+            return overflow
+        with self._lock:
+            row = self._rows.get((method, route))
+            if row is not None:  # another thread created it meanwhile
+                return row
+            if len(self._rows) < self._max_routes:
+                row = self._rows[(method, route)] = _RouteRow(method, route)
+                return row
+            if self._overflow is None:
+                self._overflow = _RouteRow(OVERFLOW_METHOD, None, overflow=True)
+            return self._overflow
+
+    def snapshot(self) -> StatsSnapshot:
+        """Immutable copy of all rows, heaviest total time first."""
+        with self._lock:
+            rows = list(self._rows.values())
+            overflow = self._overflow
+        if overflow is not None:
+            rows.append(overflow)
+        routes = tuple(sorted((row.freeze() for row in rows), key=_sort_key))
+        return StatsSnapshot(
+            routes=routes, max_routes=self._max_routes, overflowed=overflow is not None
+        )
+
+    def reset(self) -> None:
+        """Drop every row (which also frees the cap). Records racing with a reset may be lost."""
+        with self._lock:
+            self._rows = {}
+            self._overflow = None
+
+    def __len__(self) -> int:
+        """Number of rows currently kept, including the overflow row if there is one."""
+        return len(self._rows) + (self._overflow is not None)
