@@ -26,8 +26,11 @@ from werkzeug.wsgi import ClosingIterator
 from . import attributes as attrs
 from ._fence import report
 from .config import Settings
+from .metrics import active_attributes, duration_attributes
 from .signals import request_timed
+from .stats import RouteStatsTable
 from .timing import RouteTiming
+from .tracebuffer import TraceBuffer
 
 if TYPE_CHECKING:
     from .extension import RouteTimer
@@ -75,19 +78,29 @@ class RequestRecord:
         "token",
         "thread",
         "start",
+        "metric_attributes",
+        "protocol",
+        "counted",
         "status_code",
         "exception",
         "streaming",
         "ended",
     )
 
-    def __init__(self, app: Flask, info: RouteInfo, span: trace.Span, token: object) -> None:
+    def __init__(
+        self, app: Flask, info: RouteInfo, environ: Mapping[str, Any], start: float
+    ) -> None:
         self.app = app
         self.info = info
-        self.span = span
-        self.token: Optional[object] = token
+        self.span: trace.Span = trace.INVALID_SPAN
+        self.token: Optional[object] = None
         self.thread = threading.get_ident()
-        self.start = perf_counter()
+        self.start = start
+        self.metric_attributes = active_attributes(
+            info.method, environ.get("wsgi.url_scheme", "http")
+        )
+        self.protocol = attrs.protocol_version(environ)
+        self.counted = False
         self.status_code: Optional[int] = None
         self.exception: Optional[BaseException] = None
         self.streaming = False
@@ -115,7 +128,10 @@ class AppState:
     def __init__(self, timer: RouteTimer, settings: Settings) -> None:
         self.timer = timer
         self.settings = settings
+        self.stats = RouteStatsTable(settings.max_routes)
+        self.traces = TraceBuffer(settings.trace_buffer)
         self._routes: dict[tuple[int, str], RouteInfo] = {}
+        self._buffer_attached = False
         #: Called with each finished request's timing, before the ``request_timed`` signal.
         self.consumers: list[Callable[[Flask, RouteTiming, RequestRecord], None]] = []
 
@@ -172,14 +188,33 @@ class AppState:
     # -- steps -----------------------------------------------------------------------------
 
     def _start(self, app: Flask) -> Optional[RequestRecord]:
+        start = perf_counter()
         environ = request.environ
         raw_method = environ.get("REQUEST_METHOD") or "GET"
         method, original = attrs.normalize_method(raw_method)
         info = self.route_info(app, request.url_rule, method)
         if info.exempt or self._excluded(environ):
             return None
-        span, token = self._open_span(info, environ, original)
-        return RequestRecord(app, info, span, token)
+        if not self._buffer_attached:
+            self.attach_trace_buffer()
+        record = RequestRecord(app, info, environ, start)
+        record.span, record.token = self._open_span(info, environ, original)
+        try:
+            self.timer.metrics.started(record.metric_attributes)
+            record.counted = True
+        except Exception as exc:
+            report("counting an active request", exc)
+        return record
+
+    def attach_trace_buffer(self) -> None:
+        """Give the trace buffer to the SDK provider in use, once one is configured."""
+        provider = self.timer.tracer_provider or trace.get_tracer_provider()
+        if isinstance(provider, trace.ProxyTracerProvider):
+            self.traces.unavailable = "No OpenTelemetry tracer provider is configured yet."
+            return  # the global provider may still be set: look again next request
+        self._buffer_attached = True
+        if self.settings.trace_buffer > 0:
+            self.traces.attach_to(provider)
 
     def _excluded(self, environ: Mapping[str, Any]) -> bool:
         pattern = self.settings.excluded
@@ -247,7 +282,28 @@ class AppState:
         except Exception as exc:
             report("ending a request span", exc)
             return
+        try:
+            self._record_metrics(record, timing)
+        except Exception as exc:
+            report("recording request metrics", exc)
+        try:
+            self.stats.record(timing.method, timing.route, duration, timing.failed)
+        except Exception as exc:
+            report("recording route statistics", exc)
         self._publish(record, timing)
+
+    def _record_metrics(self, record: RequestRecord, timing: RouteTiming) -> None:
+        if not record.counted:
+            return
+        attributes = duration_attributes(
+            record.metric_attributes,
+            timing.route,
+            timing.status_code,
+            record.protocol,
+            attrs.error_type(timing.exception, timing.status_code),
+        )
+        context = trace.set_span_in_context(record.span)
+        self.timer.metrics.finished(record.metric_attributes, attributes, timing.duration, context)
 
     def _end_span(self, record: RequestRecord, duration: float) -> RouteTiming:
         span, info = record.span, record.info

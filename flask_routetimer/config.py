@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional, cast
 
 EXCLUDED_URLS_ENV = ("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS")
 
@@ -27,6 +27,11 @@ class Settings:
     excluded: Optional[re.Pattern[str]]
     server_timing: Optional[bool]  # None: follow app.debug, read per request (app.run(debug=True))
     record_exceptions: bool
+    max_routes: int
+    trace_buffer: int
+    dashboard: Optional[bool]  # None: on only while app.debug
+    dashboard_url: str
+    dashboard_auth: Optional[Callable[[], bool]]
 
 
 def _excluded_default(environ: Mapping[str, str]) -> str:
@@ -43,6 +48,11 @@ def set_defaults(config: MutableMapping[str, Any], environ: Mapping[str, str]) -
     config.setdefault("ROUTETIMER_EXCLUDED_URLS", _excluded_default(environ))
     config.setdefault("ROUTETIMER_SERVER_TIMING", None)
     config.setdefault("ROUTETIMER_RECORD_EXCEPTIONS", True)
+    config.setdefault("ROUTETIMER_MAX_ROUTES", 1000)
+    config.setdefault("ROUTETIMER_TRACE_BUFFER", 200)
+    config.setdefault("ROUTETIMER_DASHBOARD", None)
+    config.setdefault("ROUTETIMER_DASHBOARD_URL", "/_routetimer")
+    config.setdefault("ROUTETIMER_DASHBOARD_AUTH", None)
 
 
 def require_bool(key: str, value: Any) -> bool:
@@ -61,6 +71,31 @@ def optional_bool(key: str, value: Any) -> Optional[bool]:
             f"{key} must be True, False or None, got {value!r} ({type(value).__name__})."
         )
     return value
+
+
+def require_int(key: str, value: Any, minimum: int) -> int:
+    """An integer of at least ``minimum`` (booleans are refused: True is not a size)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}.")
+    return value
+
+
+def url_prefix(key: str, value: Any) -> str:
+    """A URL prefix such as ``/_routetimer``: starts with a slash, no trailing slash."""
+    if not isinstance(value, str) or not value.startswith("/") or len(value) < 2:
+        raise ConfigError(
+            f"{key} must be a URL path starting with '/', such as '/_routetimer', got {value!r}."
+        )
+    return value.rstrip("/")
+
+
+def optional_callable(key: str, value: Any) -> Optional[Callable[[], bool]]:
+    if value is not None and not callable(value):
+        raise ConfigError(
+            f"{key} must be a function taking no arguments that returns True for an allowed "
+            f"request (it can read flask.request), or None; got {type(value).__name__}."
+        )
+    return cast(Optional[Callable[[], bool]], value)
 
 
 def compile_patterns(key: str, value: Any) -> Optional[re.Pattern[str]]:
@@ -89,16 +124,31 @@ def compile_patterns(key: str, value: Any) -> Optional[re.Pattern[str]]:
     return re.compile("|".join(f"(?:{pattern})" for pattern in patterns))
 
 
-def read_settings(config: Mapping[str, Any]) -> Settings:
-    """Validate the app's config."""
-    return Settings(
+def read_settings(config: Mapping[str, Any], debug: bool) -> Settings:
+    """Validate the app's config; ``debug`` is the app's debug flag at ``init_app``."""
+    settings = Settings(
         enabled=require_bool("ROUTETIMER_ENABLED", config["ROUTETIMER_ENABLED"]),
         excluded=compile_patterns("ROUTETIMER_EXCLUDED_URLS", config["ROUTETIMER_EXCLUDED_URLS"]),
         server_timing=optional_bool("ROUTETIMER_SERVER_TIMING", config["ROUTETIMER_SERVER_TIMING"]),
         record_exceptions=require_bool(
             "ROUTETIMER_RECORD_EXCEPTIONS", config["ROUTETIMER_RECORD_EXCEPTIONS"]
         ),
+        max_routes=require_int("ROUTETIMER_MAX_ROUTES", config["ROUTETIMER_MAX_ROUTES"], 1),
+        trace_buffer=require_int("ROUTETIMER_TRACE_BUFFER", config["ROUTETIMER_TRACE_BUFFER"], 0),
+        dashboard=optional_bool("ROUTETIMER_DASHBOARD", config["ROUTETIMER_DASHBOARD"]),
+        dashboard_url=url_prefix("ROUTETIMER_DASHBOARD_URL", config["ROUTETIMER_DASHBOARD_URL"]),
+        dashboard_auth=optional_callable(
+            "ROUTETIMER_DASHBOARD_AUTH", config["ROUTETIMER_DASHBOARD_AUTH"]
+        ),
     )
+    if settings.dashboard and not debug and settings.dashboard_auth is None:
+        raise ConfigError(
+            "ROUTETIMER_DASHBOARD is True outside debug mode, so ROUTETIMER_DASHBOARD_AUTH must "
+            "be set: a function returning True for requests allowed to see the dashboard "
+            "(e.g. lambda: request.remote_addr == '127.0.0.1'). Or leave ROUTETIMER_DASHBOARD "
+            "unset to show it in debug mode only."
+        )
+    return settings
 
 
 def environment() -> Mapping[str, str]:

@@ -11,6 +11,8 @@ from opentelemetry.util.types import Attributes
 from ._hooks import AppState
 from ._version import __version__
 from .config import environment, read_settings, set_defaults
+from .metrics import RequestMetrics
+from .stats import StatsSnapshot
 from .timed import Timed
 
 EXTENSION_KEY = "routetimer"
@@ -53,6 +55,8 @@ class RouteTimer:
         self.tracer = trace.get_tracer(
             "flask_routetimer", __version__, tracer_provider, schema_url=SCHEMA_URL
         )
+        # Instruments are created once per provider, never per request.
+        self.metrics = RequestMetrics(meter_provider, SCHEMA_URL)
         self._exempt: set[Any] = set()
         if app is not None:
             self.init_app(app)
@@ -66,8 +70,10 @@ class RouteTimer:
                 f"app.extensions[{EXTENSION_KEY!r}]."
             )
         set_defaults(app.config, environment())
-        state = AppState(self, read_settings(app.config))
+        state = AppState(self, read_settings(app.config, app.debug))
         app.extensions[EXTENSION_KEY] = state
+        if self.tracer_provider is not None:
+            state.attach_trace_buffer()
         if state.settings.enabled:
             state.connect(app)
 
@@ -99,6 +105,14 @@ class RouteTimer:
         if callable(name):
             return Timed(self.tracer, None)(name)
         return Timed(self.tracer, name, attributes)
+
+    def stats(self, app: Optional[Flask] = None) -> StatsSnapshot:
+        """An immutable snapshot of the app's route statistics, slowest total first."""
+        return self.state(app).stats.snapshot()
+
+    def reset_stats(self, app: Optional[Flask] = None) -> None:
+        """Forget the app's route statistics (spans and metrics are unaffected)."""
+        self.state(app).stats.reset()
 
     @staticmethod
     def state(app: Optional[Flask] = None) -> AppState:

@@ -1,0 +1,84 @@
+"""The HTTP server metrics of the stable semantic conventions, created once per meter provider."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from opentelemetry import metrics
+from opentelemetry.context import Context
+from opentelemetry.semconv._incubating.metrics.http_metrics import (
+    create_http_server_active_requests,
+)
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE,
+    HTTP_ROUTE,
+)
+from opentelemetry.semconv.attributes.network_attributes import NETWORK_PROTOCOL_VERSION
+from opentelemetry.semconv.attributes.url_attributes import URL_SCHEME
+from opentelemetry.semconv.metrics.http_metrics import HTTP_SERVER_REQUEST_DURATION
+
+from ._version import __version__
+
+#: Bucket advice of the semantic conventions for ``http.server.request.duration`` (seconds).
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+
+MetricAttributes = dict[str, Any]
+
+
+class RequestMetrics:
+    """``http.server.request.duration`` and ``http.server.active_requests``.
+
+    Without an explicit provider the meter is the API's proxy, which binds to the global
+    provider whenever that is configured.
+    """
+
+    def __init__(self, meter_provider: Optional[metrics.MeterProvider], schema_url: str) -> None:
+        meter = metrics.get_meter("flask_routetimer", __version__, meter_provider, schema_url)
+        self.duration = meter.create_histogram(
+            HTTP_SERVER_REQUEST_DURATION,
+            unit="s",
+            description="Duration of HTTP server requests.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.active = create_http_server_active_requests(meter)
+
+    def started(self, attributes: MetricAttributes) -> None:
+        self.active.add(1, attributes)
+
+    def finished(
+        self,
+        active_attributes: MetricAttributes,
+        duration_attributes: MetricAttributes,
+        duration: float,
+        context: Context,
+    ) -> None:
+        """Count the request out and record its duration, linked to its trace for exemplars."""
+        self.active.add(-1, active_attributes)
+        self.duration.record(duration, duration_attributes, context=context)
+
+
+def active_attributes(method: str, scheme: str) -> MetricAttributes:
+    """The attributes of ``http.server.active_requests``: method and scheme only."""
+    return {HTTP_REQUEST_METHOD: method, URL_SCHEME: scheme}
+
+
+def duration_attributes(
+    active: MetricAttributes,
+    route: Optional[str],
+    status_code: Optional[int],
+    protocol_version: Optional[str],
+    error_type: Optional[str],
+) -> MetricAttributes:
+    """The attributes of ``http.server.request.duration``: low-cardinality ones only."""
+    attributes = dict(active)
+    if route is not None:
+        attributes[HTTP_ROUTE] = route
+    if status_code is not None:
+        attributes[HTTP_RESPONSE_STATUS_CODE] = status_code
+    if protocol_version is not None:
+        attributes[NETWORK_PROTOCOL_VERSION] = protocol_version
+    if error_type is not None:
+        attributes[ERROR_TYPE] = error_type
+    return attributes

@@ -1,0 +1,165 @@
+"""The last N request traces, kept in memory for the dashboard by an SDK span processor.
+
+Spans of a trace end child-first, so they wait in a bounded "pending" area until the trace's
+request span (one of ours) ends; only then does the trace enter the ring of recent traces. Traces
+that never contain a request span (background jobs) fall out of the pending area, so they never
+push request traces out. Memory is bounded by traces, spans per trace and pending traces.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Optional
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
+from opentelemetry.trace import SpanKind
+
+#: Instrumentation scope name of the request spans (see ``RouteTimer``).
+SCOPE_NAME = "flask_routetimer"
+MAX_SPANS_PER_TRACE = 256
+
+
+@dataclass(frozen=True)
+class TraceRecord:
+    """One finished request trace: its spans, oldest start first."""
+
+    trace_id: str
+    request_span: ReadableSpan
+    spans: tuple[ReadableSpan, ...]
+    dropped_spans: int
+
+    @property
+    def duration(self) -> float:
+        """Seconds the request span lasted."""
+        span = self.request_span
+        return max(((span.end_time or 0) - (span.start_time or 0)) / 1e9, 0.0)
+
+    @property
+    def route(self) -> Optional[str]:
+        value = (self.request_span.attributes or {}).get(HTTP_ROUTE)
+        return value if isinstance(value, str) else None
+
+
+class _Trace:
+    __slots__ = ("spans", "dropped", "request_span")
+
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+        self.dropped = 0
+        self.request_span: Optional[ReadableSpan] = None
+
+    def add(self, span: ReadableSpan) -> None:
+        if len(self.spans) < MAX_SPANS_PER_TRACE:
+            self.spans.append(span)
+        else:
+            self.dropped += 1
+
+
+def is_request_span(span: ReadableSpan) -> bool:
+    """A span made by flask-routetimer for a request (SERVER, or INTERNAL under a middleware)."""
+    scope = span.instrumentation_scope
+    return (
+        scope is not None
+        and scope.name == SCOPE_NAME
+        and span.kind in (SpanKind.SERVER, SpanKind.INTERNAL)
+        and span.attributes is not None
+        and "http.request.method" in span.attributes
+    )
+
+
+class TraceBuffer(SpanProcessor):
+    """Keeps the most recent ``capacity`` request traces; ``capacity=0`` keeps none."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._done: OrderedDict[int, _Trace] = OrderedDict()
+        self._pending: OrderedDict[int, _Trace] = OrderedDict()
+        self._lock = threading.Lock()
+        #: Why no traces can be shown (no SDK provider), or None when attached.
+        self.unavailable: Optional[str] = "No tracer provider has been seen yet."
+
+    # -- SpanProcessor -----------------------------------------------------------------------
+
+    def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.capacity <= 0 or span.context is None:
+            return
+        trace_id = span.context.trace_id
+        with self._lock:
+            done = self._done.get(trace_id)
+            if done is not None:
+                done.add(span)
+                return
+            pending = self._pending.get(trace_id)
+            if pending is None:
+                pending = self._pending[trace_id] = _Trace()
+                if len(self._pending) > 4 * self.capacity:
+                    self._pending.popitem(last=False)
+            pending.add(span)
+            if is_request_span(span):
+                pending.request_span = span
+                self._done[trace_id] = self._pending.pop(trace_id)
+                if len(self._done) > self.capacity:
+                    self._done.popitem(last=False)
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+    # -- attaching ---------------------------------------------------------------------------
+
+    def attach_to(self, provider: object) -> None:
+        """Add this buffer to an SDK tracer provider, or note why it cannot be."""
+        if isinstance(provider, TracerProvider):
+            provider.add_span_processor(self)
+            self.unavailable = None
+        else:
+            self.unavailable = (
+                f"The tracer provider is {type(provider).__module__}.{type(provider).__qualname__}"
+                ", not the OpenTelemetry SDK's TracerProvider, so recent traces cannot be kept "
+                "here. Configure the SDK (see docs) to see them."
+            )
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def traces(self) -> list[TraceRecord]:
+        """Recent request traces, newest first."""
+        with self._lock:
+            items = [
+                (tid, t.request_span, tuple(t.spans), t.dropped) for tid, t in self._done.items()
+            ]
+        return [
+            TraceRecord(format(tid, "032x"), request, _by_start(spans), dropped)
+            for tid, request, spans, dropped in reversed(items)
+            if request is not None
+        ]
+
+    def get(self, trace_id: str) -> Optional[TraceRecord]:
+        """One trace by its 32-hex-digit id, or None (unknown, evicted, or a malformed id)."""
+        try:
+            key = int(trace_id, 16)
+        except ValueError:
+            return None
+        with self._lock:
+            found = self._done.get(key)
+            if found is None or found.request_span is None:
+                return None
+            record = (found.request_span, tuple(found.spans), found.dropped)
+        return TraceRecord(format(key, "032x"), record[0], _by_start(record[1]), record[2])
+
+    def clear(self) -> None:
+        with self._lock:
+            self._done.clear()
+            self._pending.clear()
+
+
+def _by_start(spans: tuple[ReadableSpan, ...]) -> tuple[ReadableSpan, ...]:
+    return tuple(sorted(spans, key=lambda span: span.start_time or 0))

@@ -1,0 +1,141 @@
+"""Live route statistics and recent traces, as the app records them."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from opentelemetry.sdk.trace import TracerProvider
+
+from flask_routetimer import RouteTimer
+
+
+@pytest.fixture
+def routed(app: Flask, timer: RouteTimer) -> Flask:
+    @app.get("/items/<int:item_id>")
+    def item(item_id: int) -> str:
+        with timer.timed("load"):
+            return str(item_id)
+
+    @app.get("/fail")
+    def fail() -> str:
+        raise RuntimeError("x")
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    return app
+
+
+def test_stats_group_by_route_and_method(routed, timer, client):
+    """Distinct paths of one rule share a row; unmatched requests get one row per method."""
+    for n in range(5):
+        client.get(f"/items/{n}")
+    client.get("/nope/1")
+    client.get("/nope/2")
+    client.post("/nope/3")
+    client.get("/fail")
+    rows = {(r.method, r.route): r for r in timer.stats(routed).routes}
+    assert set(rows) == {
+        ("GET", "/items/<int:item_id>"),
+        ("GET", None),
+        ("POST", None),
+        ("GET", "/fail"),
+    }
+    assert rows[("GET", "/items/<int:item_id>")].count == 5
+    assert rows[("GET", None)].count == 2
+    assert rows[("GET", "/fail")].error_count == 1
+    assert rows[("GET", "/items/<int:item_id>")].error_count == 0
+
+
+def test_stats_sorted_by_total_and_resettable(routed, timer, client):
+    """Snapshots are sorted by total time; reset_stats empties them."""
+    for n in range(3):
+        client.get(f"/items/{n}")
+    client.get("/fail")
+    totals = [r.total for r in timer.stats(routed).routes]
+    assert totals == sorted(totals, reverse=True)
+    timer.reset_stats(routed)
+    assert timer.stats(routed).routes == ()
+
+
+def test_route_cap_overflows_into_one_row(make_app, server_spans):
+    """Past ROUTETIMER_MAX_ROUTES, requests are still traced and land in the overflow row."""
+    app, timer = make_app(ROUTETIMER_MAX_ROUTES=2)
+    for index in range(5):
+        app.add_url_rule(f"/r{index}", f"r{index}", lambda: "ok")
+    for index in range(5):
+        app.test_client().get(f"/r{index}")
+    snapshot = timer.stats(app)
+    assert snapshot.overflowed
+    assert len(server_spans()) == 5
+    overflow = [r for r in snapshot.routes if r.overflow]
+    assert len(overflow) == 1 and overflow[0].count == 3
+    assert sum(r.count for r in snapshot.routes) == 5
+
+
+@pytest.mark.parametrize(
+    "key, value", [("ROUTETIMER_MAX_ROUTES", 0), ("ROUTETIMER_TRACE_BUFFER", -1)]
+)
+def test_sizes_are_validated(key, value):
+    """Negative or zero sizes are refused at init_app, naming the key."""
+    from flask_routetimer import ConfigError
+
+    app = Flask("sizes")
+    app.config[key] = value
+    with pytest.raises(ConfigError, match=key):
+        RouteTimer(app)
+
+
+def test_trace_buffer_keeps_request_traces_with_children(routed, timer, client):
+    """The buffer holds each request's trace with the user's child spans."""
+    client.get("/items/7")
+    buffer = RouteTimer.state(routed).traces
+    assert buffer.unavailable is None
+    (trace,) = buffer.traces()
+    assert [s.name for s in trace.spans] == ["GET /items/<int:item_id>", "load"]
+    assert trace.route == "/items/<int:item_id>"
+    assert buffer.get(trace.trace_id) == trace
+    assert buffer.get("not-hex") is None
+
+
+def test_trace_buffer_is_bounded(make_app):
+    """Only the last ROUTETIMER_TRACE_BUFFER traces are kept, newest first."""
+    app, _ = make_app(ROUTETIMER_TRACE_BUFFER=3)
+    app.add_url_rule("/n/<int:n>", "n", lambda n: str(n))
+    for n in range(10):
+        app.test_client().get(f"/n/{n}")
+    traces = RouteTimer.state(app).traces.traces()
+    assert [t.request_span.attributes["url.path"] for t in traces] == ["/n/9", "/n/8", "/n/7"]
+
+
+def test_background_traces_do_not_evict_requests(make_app, tracer_provider):
+    """Spans outside any request never push request traces out of the buffer."""
+    app, _ = make_app(ROUTETIMER_TRACE_BUFFER=2)
+    app.add_url_rule("/x", "x", lambda: "x")
+    app.test_client().get("/x")
+    tracer = tracer_provider.get_tracer("jobs")
+    for _ in range(50):
+        with tracer.start_as_current_span("cron"):
+            pass
+    traces = RouteTimer.state(app).traces.traces()
+    assert [t.route for t in traces] == ["/x"]
+
+
+def test_non_sdk_provider_is_explained():
+    """With a provider that is not the SDK's, the buffer says why it is empty."""
+    from opentelemetry.trace import NoOpTracerProvider
+
+    app = Flask("nosdk")
+    RouteTimer(app, tracer_provider=NoOpTracerProvider())
+    app.add_url_rule("/x", "x", lambda: "x")
+    app.test_client().get("/x")
+    buffer = RouteTimer.state(app).traces
+    assert buffer.traces() == []
+    assert buffer.unavailable is not None and "not the OpenTelemetry SDK" in buffer.unavailable
+
+
+def test_sdk_provider_given_is_attached_at_init():
+    """An SDK provider passed to RouteTimer gets the buffer before any request."""
+    provider = TracerProvider()
+    app = Flask("attached")
+    RouteTimer(app, tracer_provider=provider)
+    assert RouteTimer.state(app).traces.unavailable is None
+    provider.shutdown()
