@@ -32,6 +32,7 @@ class Settings:
     dashboard: Optional[bool]  # None: on only while app.debug
     dashboard_url: str
     dashboard_auth: Optional[Callable[[], bool]]
+    configure_sdk: bool
 
 
 def _excluded_default(environ: Mapping[str, str]) -> str:
@@ -53,6 +54,7 @@ def set_defaults(config: MutableMapping[str, Any], environ: Mapping[str, str]) -
     config.setdefault("ROUTETIMER_DASHBOARD", None)
     config.setdefault("ROUTETIMER_DASHBOARD_URL", "/_routetimer")
     config.setdefault("ROUTETIMER_DASHBOARD_AUTH", None)
+    config.setdefault("ROUTETIMER_CONFIGURE_SDK", False)
 
 
 def require_bool(key: str, value: Any) -> bool:
@@ -140,6 +142,7 @@ def read_settings(config: Mapping[str, Any], debug: bool) -> Settings:
         dashboard_auth=optional_callable(
             "ROUTETIMER_DASHBOARD_AUTH", config["ROUTETIMER_DASHBOARD_AUTH"]
         ),
+        configure_sdk=require_bool("ROUTETIMER_CONFIGURE_SDK", config["ROUTETIMER_CONFIGURE_SDK"]),
     )
     if settings.dashboard and not debug and settings.dashboard_auth is None:
         raise ConfigError(

@@ -12,6 +12,7 @@ from ._hooks import AppState
 from ._version import __version__
 from .config import environment, read_settings, set_defaults
 from .metrics import RequestMetrics
+from .sdk import configure_sdk
 from .stats import StatsSnapshot
 from .timed import Timed
 
@@ -71,6 +72,8 @@ class RouteTimer:
             )
         set_defaults(app.config, environment())
         state = AppState(self, read_settings(app.config, app.debug))
+        if state.settings.configure_sdk:
+            configure_sdk()
         app.extensions[EXTENSION_KEY] = state
         if self.tracer_provider is not None:
             state.attach_trace_buffer()
