@@ -17,7 +17,7 @@ from flask import Flask, Response, g, request
 from flask import signals as flask_signals
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.propagators.textmap import Getter
+from opentelemetry.propagators.textmap import Getter, TextMapPropagator
 from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from werkzeug.routing import Rule
@@ -51,6 +51,24 @@ class EnvironGetter(Getter[Mapping[str, Any]]):
 
 
 ENVIRON_GETTER = EnvironGetter()
+_propagation_keys: dict[int, tuple[object, frozenset[str]]] = {}
+
+
+def propagation_keys(propagator: TextMapPropagator) -> frozenset[str]:
+    """Environ keys of the headers the propagator reads, computed once per propagator."""
+    cached = _propagation_keys.get(id(propagator))
+    if cached is None or cached[0] is not propagator:
+        keys = frozenset("HTTP_" + name.upper().replace("-", "_") for name in propagator.fields)
+        cached = _propagation_keys[id(propagator)] = (propagator, keys)
+    return cached[1]
+
+
+def extract_parent(environ: Mapping[str, Any]) -> otel_context.Context:
+    """The remote parent from propagation headers; no parsing when there are none."""
+    propagator = propagate.get_global_textmap()
+    if not any(key in environ for key in propagation_keys(propagator)):
+        return otel_context.Context()
+    return propagator.extract(environ, getter=ENVIRON_GETTER)
 
 
 class RouteInfo:
@@ -78,6 +96,7 @@ class RequestRecord:
         "token",
         "thread",
         "start",
+        "context",
         "metric_attributes",
         "protocol",
         "counted",
@@ -93,6 +112,7 @@ class RequestRecord:
         self.app = app
         self.info = info
         self.span: trace.Span = trace.INVALID_SPAN
+        self.context: Optional[otel_context.Context] = None
         self.token: Optional[object] = None
         self.thread = threading.get_ident()
         self.start = start
@@ -198,7 +218,8 @@ class AppState:
         if not self._buffer_attached:
             self.attach_trace_buffer()
         record = RequestRecord(app, info, environ, start)
-        record.span, record.token = self._open_span(info, environ, original)
+        record.span, record.context = self._open_span(info, environ, original)
+        record.token = otel_context.attach(record.context)
         try:
             self.timer.metrics.started(record.metric_attributes)
             record.counted = True
@@ -225,8 +246,8 @@ class AppState:
 
     def _open_span(
         self, info: RouteInfo, environ: Mapping[str, Any], original: Optional[str]
-    ) -> tuple[trace.Span, object]:
-        """Start the span under the right parent and make it current."""
+    ) -> tuple[trace.Span, otel_context.Context]:
+        """Start the span under the right parent; returns it and the context to attach."""
         outer = trace.get_current_span()
         if outer.get_span_context().is_valid:
             # A WSGI middleware (or opentelemetry-instrument) already traces this request.
@@ -237,8 +258,14 @@ class AppState:
                 outer.set_attribute(HTTP_ROUTE, info.route)
                 outer.update_name(info.name)
         else:
-            parent = propagate.extract(environ, getter=ENVIRON_GETTER)
+            parent = extract_parent(environ)
             kind = SpanKind.SERVER
+        if not self.timer.tracing_active():
+            # No SDK: pass the caller's trace on unchanged, build no attributes nobody reads.
+            span: trace.Span = trace.NonRecordingSpan(
+                trace.get_current_span(parent).get_span_context()
+            )
+            return span, trace.set_span_in_context(span, parent)
         span = self.timer.tracer.start_span(
             info.name,
             context=parent,
@@ -247,8 +274,7 @@ class AppState:
         )
         if span.is_recording():
             span.set_attributes(attrs.detail_attributes(environ, info.endpoint, info.blueprint))
-        token = otel_context.attach(trace.set_span_in_context(span, parent))
-        return span, token
+        return span, trace.set_span_in_context(span, parent)
 
     def _note_exception(self, record: RequestRecord, exception: BaseException) -> None:
         record.exception = exception
@@ -302,8 +328,9 @@ class AppState:
             record.protocol,
             attrs.error_type(timing.exception, timing.status_code),
         )
-        context = trace.set_span_in_context(record.span)
-        self.timer.metrics.finished(record.metric_attributes, attributes, timing.duration, context)
+        self.timer.metrics.finished(
+            record.metric_attributes, attributes, timing.duration, record.context
+        )
 
     def _end_span(self, record: RequestRecord, duration: float) -> RouteTiming:
         span, info = record.span, record.info

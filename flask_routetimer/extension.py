@@ -59,6 +59,7 @@ class RouteTimer:
         # Instruments are created once per provider, never per request.
         self.metrics = RequestMetrics(meter_provider, SCHEMA_URL)
         self._exempt: set[Any] = set()
+        self._noop_provider = isinstance(tracer_provider, trace.NoOpTracerProvider)
         if app is not None:
             self.init_app(app)
 
@@ -79,6 +80,14 @@ class RouteTimer:
             state.attach_trace_buffer()
         if state.settings.enabled:
             state.connect(app)
+
+    def tracing_active(self) -> bool:
+        """False when spans would go nowhere (no SDK): the hot path then skips building them."""
+        if self.tracer_provider is not None:
+            return not self._noop_provider
+        return not isinstance(
+            trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+        )
 
     def exempt(self, view: T) -> T:
         """Leave a view (function or ``View`` class) untimed; returns it unchanged."""

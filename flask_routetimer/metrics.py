@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable
 from typing import Any, Optional
 
 from opentelemetry import metrics
 from opentelemetry.context import Context
-from opentelemetry.semconv._incubating.metrics.http_metrics import (
-    create_http_server_active_requests,
-)
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.semconv._incubating.metrics.http_metrics import HTTP_SERVER_ACTIVE_REQUESTS
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import (
     HTTP_REQUEST_METHOD,
@@ -31,7 +32,9 @@ class RequestMetrics:
     """``http.server.request.duration`` and ``http.server.active_requests``.
 
     Without an explicit provider the meter is the API's proxy, which binds to the global
-    provider whenever that is configured.
+    provider whenever that is configured. Active requests are counted in a plain dict and
+    observed by the SDK only when it collects: an up-down counter whose value is read at export
+    instead of two synchronous measurements on every request.
     """
 
     def __init__(self, meter_provider: Optional[metrics.MeterProvider], schema_url: str) -> None:
@@ -42,20 +45,37 @@ class RequestMetrics:
             description="Duration of HTTP server requests.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        self.active = create_http_server_active_requests(meter)
+        self._active: dict[tuple[Any, ...], int] = {}
+        self._active_lock = threading.Lock()
+        self.active = meter.create_observable_up_down_counter(
+            HTTP_SERVER_ACTIVE_REQUESTS,
+            callbacks=[self._observe_active],
+            unit="{request}",
+            description="Number of active HTTP server requests.",
+        )
+
+    def _observe_active(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._active_lock:
+            counts = list(self._active.items())
+        return [Observation(count, dict(key)) for key, count in counts]
+
+    def _count(self, attributes: MetricAttributes, delta: int) -> None:
+        key = tuple(attributes.items())
+        with self._active_lock:
+            self._active[key] = self._active.get(key, 0) + delta
 
     def started(self, attributes: MetricAttributes) -> None:
-        self.active.add(1, attributes)
+        self._count(attributes, 1)
 
     def finished(
         self,
         active_attributes: MetricAttributes,
         duration_attributes: MetricAttributes,
         duration: float,
-        context: Context,
+        context: Optional[Context],
     ) -> None:
         """Count the request out and record its duration, linked to its trace for exemplars."""
-        self.active.add(-1, active_attributes)
+        self._count(active_attributes, -1)
         self.duration.record(duration, duration_attributes, context=context)
 
 

@@ -98,3 +98,23 @@ def test_span_is_current_in_hooks_and_view(app, timer, client, spans):
     (span,) = spans()
     assert seen == dict.fromkeys(["before", "view", "errorhandler", "after"], span.context.span_id)
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_trace_context_passes_through_without_an_sdk(make_app):
+    """With no SDK (no-op providers) the caller's trace id is still current in the view."""
+    from opentelemetry.trace import NoOpTracerProvider
+
+    from flask_routetimer import RouteTimer
+
+    app = Flask("nosdk")
+    RouteTimer(app, tracer_provider=NoOpTracerProvider())
+
+    @app.get("/ids")
+    def ids() -> dict[str, str]:
+        context = trace.get_current_span().get_span_context()
+        return {"trace": format(context.trace_id, "032x"), "span": format(context.span_id, "016x")}
+
+    body = (
+        app.test_client().get("/ids", headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"}).json
+    )
+    assert body == {"trace": TRACE_ID, "span": PARENT_ID}
