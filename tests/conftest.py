@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
@@ -102,12 +103,28 @@ def server_spans(
     return lambda: [s for s in exporter.get_finished_spans() if s.kind is trace.SpanKind.SERVER]
 
 
+class _Remember(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 @pytest.fixture(autouse=True)
 def _leak_detector() -> Iterator[None]:
-    """Fail a test that leaves a Flask context pushed or an OpenTelemetry context attached."""
+    """Fail a test that leaves a Flask context pushed or an OpenTelemetry context attached, or
+    during which OpenTelemetry logged "Failed to detach context"."""
     forget_reported()
     before = otel_context.get_current()
-    yield
+    otel_errors = _Remember()
+    logging.getLogger("opentelemetry.context").addHandler(otel_errors)
+    try:
+        yield
+    finally:
+        logging.getLogger("opentelemetry.context").removeHandler(otel_errors)
+    assert not otel_errors.messages, f"OpenTelemetry context errors: {otel_errors.messages}"
     leaked_request = _cv_request.get(None)
     leaked_app = _cv_app.get(None)
     assert leaked_request is None, f"request context left pushed: {leaked_request!r}"
