@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -111,6 +111,7 @@ class Marker:
     x: float
     label_y: float
     label: str
+    anchor: str  # SVG text-anchor: "start", or "end" near the right edge so the label fits
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,16 @@ def _decade_ticks(low: int, high: int) -> list[float]:
     return values + [10.0**high]
 
 
+def _marker_labels(
+    quantiles: Mapping[str, float], x_of: Callable[[float], float]
+) -> list[tuple[float, str]]:
+    """One label per distinct value (``p95, p99 10.7 ms``), so equal quantiles never overlap."""
+    names: dict[float, list[str]] = {}
+    for name, value in quantiles.items():
+        names.setdefault(value, []).append(name)
+    return [(x_of(value), f"{', '.join(n)} {format_seconds(value)}") for value, n in names.items()]
+
+
 def histogram(
     buckets: Sequence[Bucket],
     quantiles: Mapping[str, float],
@@ -145,7 +156,7 @@ def histogram(
     """Bars for the non-empty buckets, decade ticks and quantile markers; None when empty."""
     if not buckets:
         return None
-    left, top, right, bottom = 56.0, 34.0, width - 16.0, height - 28.0
+    left, top, right, bottom = 56.0, 44.0, width - 32.0, height - 28.0
     low = math.floor(math.log10(min(b[0] for b in buckets)))
     high = max(math.ceil(math.log10(max(b[1] for b in buckets))), low + 1)
 
@@ -162,8 +173,8 @@ def histogram(
         bars.append(Bar(x0, bottom - bar_height, max(x1 - x0, 1.0), bar_height, label))
     ticks = tuple(Tick(x_of(v), format_seconds(v)) for v in _decade_ticks(low, high))
     markers = tuple(
-        Marker(x_of(value), top - 20 + 8 * index, f"{name} {format_seconds(value)}")
-        for index, (name, value) in enumerate(quantiles.items())
+        Marker(x, 12.0 + 11 * index, label, "end" if x > right - 90 else "start")
+        for index, (x, label) in enumerate(_marker_labels(quantiles, x_of))
     )
     return Histogram(
         width, height, left, top, right, bottom, tuple(bars), ticks, markers, max_count
