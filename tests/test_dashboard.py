@@ -345,3 +345,24 @@ def test_dashboard_requests_make_no_spans_or_stats(dash, spans):
         get(client, url)
     assert spans() == []
     assert RouteTimer.state(app).stats.snapshot().routes == ()
+
+
+def test_dashboard_url_moves_every_page(dash):
+    """ROUTETIMER_DASHBOARD_URL mounts pages, API and static files under another prefix."""
+    app, client = dash(ROUTETIMER_DASHBOARD_URL="/ops/timing/")
+    assert get(client, "/ops/timing/").status_code == 200
+    assert get(client, "/ops/timing/api/stats").status_code == 200
+    assert get(client, "/ops/timing/static/routetimer.css").status_code == 200
+    assert get(client, "/_routetimer/").status_code == 404
+
+
+def test_each_app_shows_its_own_statistics(make_app):
+    """Two apps in one process each get a dashboard over their own routes."""
+    apps = [make_app()[0], make_app()[0]]
+    for index, app in enumerate(apps):
+        app.debug = True
+        app.add_url_rule(f"/only-{index}", f"only{index}", lambda: "x")
+        app.test_client().get(f"/only-{index}")
+    for index, app in enumerate(apps):
+        routes = app.test_client().get("/_routetimer/api/stats").json["routes"]
+        assert [row["route"] for row in routes] == [f"/only-{index}"]

@@ -184,7 +184,7 @@ def api_trace(trace_id: str) -> tuple[Response, int]:
         return jsonify(error=state.traces.unavailable), 404
     record = state.traces.get(trace_id)
     if record is None:
-        return jsonify(error=f"No trace {trace_id} in the buffer (unknown or evicted)."), 404
+        return jsonify(error=f"No trace {trace_id[:64]} in the buffer (unknown or evicted)."), 404
     origin, _ = time_window(record.spans)
     summary = present.summarize(record)
     return jsonify(
