@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Optional
 
 from flask import Flask, Response, abort, jsonify, request, stream_with_context
@@ -110,10 +110,23 @@ def log_timing(sender: Flask, timing: RouteTiming, **_: Any) -> None:
     )
 
 
-def create_app(tracer_provider: Optional[TracerProvider] = None) -> Flask:
-    """App factory; tests pass their own provider, ``flask run`` gets the console one."""
+def loopback_only() -> bool:
+    """Dashboard auth for the demo: only this machine may look (never the network)."""
+    return request.remote_addr in ("127.0.0.1", "::1")
+
+
+def create_app(
+    tracer_provider: Optional[TracerProvider] = None, config: Optional[Mapping[str, Any]] = None
+) -> Flask:
+    """App factory; tests pass their own provider and config, ``flask run`` gets the console one.
+
+    The dashboard is on even without debug mode, guarded by :func:`loopback_only`.
+    """
     app = Flask(__name__)
+    app.config.update(config or {})
     app.config.setdefault("ROUTETIMER_SERVER_TIMING", True)
+    app.config.setdefault("ROUTETIMER_DASHBOARD", True)
+    app.config.setdefault("ROUTETIMER_DASHBOARD_AUTH", loopback_only)
     if tracer_provider is None:
         tracer_provider = console_tracer_provider()
         logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 #: Name of the per-request record on ``flask.g``.
 G_KEY = "_routetimer_request"
+#: Key of the per-app state in ``app.extensions``.
+EXTENSION_KEY = "routetimer"
+#: Name of the dashboard's blueprint; its endpoints are never timed.
+DASHBOARD_BLUEPRINT = "routetimer"
 
 
 class EnvironGetter(Getter[Mapping[str, Any]]):
@@ -383,5 +387,7 @@ class AppState:
     def _is_exempt(self, app: Flask, rule: Optional[Rule]) -> bool:
         if rule is None:
             return False
+        if attrs.blueprint_of(rule.endpoint) == DASHBOARD_BLUEPRINT:
+            return True  # the dashboard's own requests would otherwise fill the stats it shows
         view = app.view_functions.get(rule.endpoint)
         return self.timer.is_exempt(view)

@@ -8,15 +8,16 @@ from flask import Flask, current_app
 from opentelemetry import metrics, trace
 from opentelemetry.util.types import Attributes
 
-from ._hooks import AppState
+from ._hooks import EXTENSION_KEY, AppState
 from ._version import __version__
+from .cli import routetimer_cli
 from .config import environment, read_settings, set_defaults
+from .dashboard import create_blueprint
 from .metrics import RequestMetrics
 from .sdk import configure_sdk
 from .stats import StatsSnapshot
 from .timed import Timed
 
-EXTENSION_KEY = "routetimer"
 #: The semantic conventions version our attribute names follow.
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.26.0"
 
@@ -80,6 +81,9 @@ class RouteTimer:
             state.attach_trace_buffer()
         if state.settings.enabled:
             state.connect(app)
+        # Always registered: whether it answers is decided per request (debug may change).
+        app.register_blueprint(create_blueprint(state.settings.dashboard_url))
+        app.cli.add_command(routetimer_cli)
 
     def tracing_active(self) -> bool:
         """False when spans would go nowhere (no SDK): the hot path then skips building them."""

@@ -10,6 +10,12 @@ bash scripts/bootstrap.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+# The browser tests drive Debian's chromium; install it when we may (never a browser download).
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  fi
+fi
 bash scripts/setup-phoenix.sh
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1; then
   E2E_REQUIRED=1 exec bash scripts/in-netns.sh .venv/bin/python -m pytest "$@"

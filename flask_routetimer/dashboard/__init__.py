@@ -1,0 +1,199 @@
+"""The dashboard: read-only pages and JSON over the app's own route statistics and traces.
+
+A blueprint registered by ``init_app`` at ``ROUTETIMER_DASHBOARD_URL``. Every request to it
+(pages, API and static files) passes :func:`_gate` first: off means 404, a refusing
+``ROUTETIMER_DASHBOARD_AUTH`` means 403. Every response gets a strict Content-Security-Policy;
+the pages need no inline script or style (plots are server-side SVG).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+
+from .._hooks import DASHBOARD_BLUEPRINT, EXTENSION_KEY, AppState
+from ..stats import RouteStats
+from . import present
+from .geometry import histogram, span_tree, time_window, waterfall
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+#: Traces listed on the routes page and per route.
+RECENT_TRACES = 20
+SLOWEST_TRACES = 10
+
+
+def create_blueprint(url_prefix: str) -> Blueprint:
+    """A new dashboard blueprint (one per app, so each app may use its own URL prefix)."""
+    bp = Blueprint(
+        DASHBOARD_BLUEPRINT,
+        __name__,
+        url_prefix=url_prefix,
+        template_folder="templates",
+        static_folder="static",
+        static_url_path="/static",
+    )
+    bp.before_request(_gate)
+    bp.after_request(_secure)
+    # No redirect from the prefix without its slash: a 308 would reveal a disabled dashboard.
+    bp.add_url_rule("/", "routes", routes_page, strict_slashes=False)
+    bp.add_url_rule("/route", "route", route_page)
+    bp.add_url_rule("/trace/<trace_id>", "trace", trace_page)
+    bp.add_url_rule("/api/stats", "api_stats", api_stats)
+    bp.add_url_rule("/api/traces/<trace_id>", "api_trace", api_trace)
+    return bp
+
+
+def _state() -> AppState:
+    state: AppState = current_app.extensions[EXTENSION_KEY]
+    return state
+
+
+def is_enabled(state: AppState, debug: bool) -> bool:
+    """``ROUTETIMER_DASHBOARD`` if set, else the app's debug flag *now* (``app.run(debug=True)``
+    sets it after ``init_app``)."""
+    setting = state.settings.dashboard
+    return debug if setting is None else setting
+
+
+def _gate() -> None:
+    """Hide the dashboard (404) when off; refuse (403) when the auth function says no."""
+    state = _state()
+    if not is_enabled(state, current_app.debug):
+        abort(404)
+    auth = state.settings.dashboard_auth
+    if auth is not None and auth() is not True:
+        abort(403)
+
+
+def _secure(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+    return response
+
+
+# --- Pages ------------------------------------------------------------------------------------
+
+
+def routes_page() -> str:
+    state = _state()
+    key, descending = present.sort_order(request.args.get("sort"), request.args.get("order"))
+    snapshot = state.stats.snapshot()
+    recent = state.traces.traces()[:RECENT_TRACES] if state.traces.unavailable is None else []
+    return render_template(
+        "routetimer/routes.html",
+        snapshot=snapshot,
+        rows=present.sort_rows(snapshot.routes, key, descending),
+        sort=key,
+        descending=descending,
+        text_keys=present.TEXT_KEYS,
+        recent=[present.summarize(record) for record in recent],
+        **_common(state),
+    )
+
+
+def route_page() -> tuple[str, int]:
+    state = _state()
+    method = request.args.get("method", "")
+    route: Optional[str] = request.args.get("route")  # absent: requests that matched no rule
+    row = _find_row(state, method, route)
+    plot = None
+    if row is not None:
+        plot = histogram(row.buckets, {"p50": row.p50, "p95": row.p95, "p99": row.p99})
+    traces = []
+    if state.traces.unavailable is None:
+        traces = present.slowest(state.traces.traces(), method, route, SLOWEST_TRACES)
+    page = render_template(
+        "routetimer/route.html",
+        method=method,
+        route=route,
+        row=row,
+        plot=plot,
+        traces=traces,
+        **_common(state),
+    )
+    return page, 200 if row is not None else 404
+
+
+def trace_page(trace_id: str) -> tuple[str, int]:
+    state = _state()
+    record = state.traces.get(trace_id) if state.traces.unavailable is None else None
+    rows = waterfall(record.spans) if record is not None else []
+    origin, total = time_window(record.spans if record is not None else ())
+    page = render_template(
+        "routetimer/trace.html",
+        trace_id=trace_id,
+        record=record,
+        summary=present.summarize(record) if record is not None else None,
+        rows=rows,
+        origin=origin,
+        total=total / 1e9,
+        **_common(state),
+    )
+    return page, 200 if record is not None else 404
+
+
+def _common(state: AppState) -> dict[str, Any]:
+    """Template values every page uses."""
+    return {
+        "unavailable": state.traces.unavailable,
+        "timing_enabled": state.settings.enabled,
+        "fmt": present.format_seconds,
+        "pct": present.format_percent,
+        "redact": present.redact_value,
+        "show": present.show_value,
+    }
+
+
+def _find_row(state: AppState, method: str, route: Optional[str]) -> Optional[RouteStats]:
+    for row in state.stats.snapshot().routes:
+        if row.method == method and row.route == route and not row.overflow:
+            return row
+    return None
+
+
+# --- JSON for scripts -------------------------------------------------------------------------
+
+
+def api_stats() -> Response:
+    """``StatsSnapshot.to_dict()``; ``?buckets=0`` leaves out the (up to 551) histogram buckets."""
+    snapshot = _state().stats.snapshot()
+    data = snapshot.to_dict()
+    if request.args.get("buckets") in ("0", "false", "no"):
+        data["routes"] = [_without_buckets(row.to_dict()) for row in snapshot.routes]
+    return jsonify(data)
+
+
+def _without_buckets(row: dict[str, object]) -> dict[str, object]:
+    row.pop("buckets")
+    return row
+
+
+def api_trace(trace_id: str) -> tuple[Response, int]:
+    state = _state()
+    if state.traces.unavailable is not None:
+        return jsonify(error=state.traces.unavailable), 404
+    record = state.traces.get(trace_id)
+    if record is None:
+        return jsonify(error=f"No trace {trace_id[:64]} in the buffer (unknown or evicted)."), 404
+    origin, _ = time_window(record.spans)
+    summary = present.summarize(record)
+    return jsonify(
+        trace_id=record.trace_id,
+        unit="s",
+        method=summary.method,
+        route=summary.route,
+        status_code=summary.status_code,
+        duration=record.duration,
+        dropped_spans=record.dropped_spans,
+        spans=[present.span_json(span, origin, depth) for span, depth in span_tree(record.spans)],
+    ), 200

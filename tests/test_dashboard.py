@@ -1,0 +1,368 @@
+"""The dashboard through Flask's test client: pages, JSON, gating, headers, escaping, redaction."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+import pytest
+from flask import Flask, request
+
+from flask_routetimer import RouteTimer
+
+XSS = "<script>alert(1)</script>"
+DASHBOARD_URLS = [
+    "/_routetimer/",
+    "/_routetimer",
+    "/_routetimer/route?method=GET&route=/items/<int:id>",
+    "/_routetimer/trace/0123456789abcdef0123456789abcdef",
+    "/_routetimer/api/stats",
+    "/_routetimer/api/traces/0123456789abcdef0123456789abcdef",
+    "/_routetimer/static/routetimer.css",
+]
+
+
+def add_views(app: Flask, timer: RouteTimer) -> None:
+    @app.get("/items/<int:id>")
+    def item(id: int) -> str:
+        with timer.timed("load.item", attributes={"item.note": XSS}):
+            return "item"
+
+    @app.get("/x/<script>")  # a rule whose template itself reads "<script>"
+    def variable(script: str) -> str:
+        return "x"
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError(XSS)
+
+    @app.get("/secrets")
+    def secrets() -> str:
+        secret = {
+            "http.request.header.authorization": ("Bearer hunter2",),
+            "http.response.header.set-cookie": ("session=hunter2",),
+            "url.full": "https://user:hunter2@example.com/p?sig=hunter2&page=1",
+            "http.target": "/p?X-Goog-Signature=hunter2",
+        }
+        with timer.timed("call.upstream", attributes=secret):
+            return "ok"
+
+
+@pytest.fixture
+def dash(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Callable[..., tuple[Flask, Any]]:
+    """``dash(**config)`` -> (app, client): an app in debug mode with a few timed views."""
+
+    def factory(**config: Any) -> tuple[Flask, Any]:
+        app, timer = make_app(PROPAGATE_EXCEPTIONS=False, **config)
+        app.debug = True
+        add_views(app, timer)
+        return app, app.test_client()
+
+    return factory
+
+
+def trace_ids(html: str) -> list[str]:
+    return re.findall(r"/_routetimer/trace/([0-9a-f]{32})", html)
+
+
+def routes_in_table(html: str) -> list[str]:
+    body = html.split('<table class="data routes">')[1].split("</table>")[0]
+    return re.findall(r"route=([^&\"]+)\"", body)
+
+
+def get(client: Any, url: str) -> Any:
+    """GET with the body read and closed (static files are streamed from disk)."""
+    return client.get(url, buffered=True)
+
+
+# --- Pages ------------------------------------------------------------------------------------
+
+
+def test_routes_page_lists_each_route_with_its_numbers(dash):
+    """The routes table shows method, route, request count, error rate and timings."""
+    app, client = dash()
+    for _ in range(3):
+        client.get("/items/1")
+    client.get("/boom")
+    html = client.get("/_routetimer/").text
+    assert "/items/&lt;int:id&gt;" in html
+    item_row = html.split("/items/&lt;int:id&gt;</code></a></td>")[1].split("</tr>")[0]
+    assert '<td class="num">3</td>' in item_row
+    boom_row = html.split("<code>/boom</code></a></td>")[1].split("</tr>")[0]
+    assert "100%" in boom_row and "(1)" in boom_row
+    assert " ms</td>" in item_row or " µs</td>" in item_row
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", ["/slow", "/fast"]),  # worst (total time) first
+        ("?sort=count&order=desc", ["/fast", "/slow"]),
+        ("?sort=route&order=asc", ["/fast", "/slow"]),
+        ("?sort=max&order=asc", ["/fast", "/slow"]),
+    ],
+)
+def test_routes_table_sorts_by_query_string(dash, query, expected):
+    """?sort= and ?order= choose the column and direction; total time descending by default."""
+    app, client = dash()
+    state = RouteTimer.state(app)
+    state.stats.record("GET", "/slow", 0.5, False)
+    for _ in range(3):
+        state.stats.record("GET", "/fast", 0.001, False)
+    assert routes_in_table(client.get(f"/_routetimer/{query}").text) == expected
+
+
+def test_route_page_has_a_histogram_and_slowest_traces(dash):
+    """One route's page plots its histogram as SVG and lists its traces slowest first."""
+    app, client = dash()
+    client.get("/items/1")
+    client.get("/items/2")
+    response = client.get(
+        "/_routetimer/route", query_string={"method": "GET", "route": "/items/<int:id>"}
+    )
+    assert response.status_code == 200
+    assert '<svg class="histogram"' in response.text and 'class="hbar"' in response.text
+    assert len(trace_ids(response.text)) == 2
+    assert "/items/1" in response.text and "/items/2" in response.text
+
+
+def test_route_page_for_requests_without_a_route(dash):
+    """Without a route parameter the page shows requests that matched no URL rule."""
+    app, client = dash()
+    client.get("/no/such/page")
+    response = client.get("/_routetimer/route?method=GET")
+    assert response.status_code == 200
+    assert "(no matching route)" in response.text and "/no/such/page" in response.text
+
+
+def test_unknown_route_or_trace_is_404_with_an_explanation(dash):
+    """A route never seen, or a trace not in the buffer, is a 404 page that says why."""
+    app, client = dash()
+    response = client.get("/_routetimer/route?method=GET&route=/nope")
+    assert response.status_code == 404 and "No requests recorded" in response.text
+    response = client.get("/_routetimer/trace/" + "ab" * 16)
+    assert response.status_code == 404 and "not in the buffer" in response.text
+
+
+def test_trace_page_draws_a_waterfall_of_nested_spans(dash):
+    """The trace page lists the request span, then its child one level deeper, with bars."""
+    app, client = dash()
+    client.get("/items/7")
+    (trace_id,) = trace_ids(client.get("/_routetimer/").text)
+    html = client.get(f"/_routetimer/trace/{trace_id}").text
+    assert re.search(r'class="name depth-0">GET /items/&lt;int:id&gt;', html)
+    assert re.search(r'class="name depth-1">load.item', html)
+    bars = re.findall(
+        r'<rect class="(?:root|child|err)" x="([\d.]+)" y="1.5" width="([\d.]+)"', html
+    )
+    assert len(bars) == 2 and bars[0] == ("0.000", "100.000")
+
+
+def test_pages_say_when_traces_are_unavailable(dash):
+    """Without an SDK tracer provider, pages explain it instead of showing an empty list."""
+    app, client = dash()
+    client.get("/items/1")
+    RouteTimer.state(app).traces.unavailable = "No OpenTelemetry tracer provider is configured yet."
+    for url in ("/_routetimer/", "/_routetimer/route?method=GET&route=/items/<int:id>"):
+        assert "Recent traces are not available: No OpenTelemetry" in client.get(url).text
+    response = client.get("/_routetimer/api/traces/" + "ab" * 16)
+    assert response.status_code == 404 and "No OpenTelemetry" in response.json["error"]
+
+
+# --- JSON -------------------------------------------------------------------------------------
+
+
+def test_api_stats_is_the_snapshot_and_can_omit_buckets(dash):
+    """/api/stats returns StatsSnapshot.to_dict(); ?buckets=0 drops the histogram buckets."""
+    app, client = dash()
+    client.get("/items/1")
+    data = client.get("/_routetimer/api/stats").json
+    assert data == RouteTimer.state(app).stats.snapshot().to_dict()
+    assert data["routes"][0]["buckets"]
+    lean = client.get("/_routetimer/api/stats?buckets=0").json
+    assert "buckets" not in lean["routes"][0] and lean["routes"][0]["count"] == 1
+
+
+def test_api_trace_has_ids_parents_offsets_and_events(dash):
+    """/api/traces/<id> gives each span hex ids, its parent, kind, status, timing and events."""
+    app, client = dash()
+    client.get("/boom")
+    (trace_id,) = trace_ids(client.get("/_routetimer/").text)
+    data = client.get(f"/_routetimer/api/traces/{trace_id}").json
+    assert data["trace_id"] == trace_id and data["status_code"] == 500 and data["unit"] == "s"
+    (span,) = data["spans"]
+    assert re.fullmatch(r"[0-9a-f]{16}", span["span_id"]) and span["parent_id"] is None
+    assert span["kind"] == "SERVER" and span["status"]["code"] == "ERROR"
+    assert span["start_offset"] == 0.0 and span["duration"] > 0
+    assert span["attributes"]["http.route"] == "/boom"
+    (event,) = span["events"]
+    assert event["name"] == "exception"
+    assert event["attributes"]["exception.message"] == XSS
+
+
+def test_api_trace_child_points_to_its_parent(dash):
+    """A child span's parent_id is the request span's id and its depth is 1."""
+    app, client = dash()
+    client.get("/items/1")
+    (trace_id,) = trace_ids(client.get("/_routetimer/").text)
+    root, child = client.get(f"/_routetimer/api/traces/{trace_id}").json["spans"]
+    assert child["parent_id"] == root["span_id"] and (root["depth"], child["depth"]) == (0, 1)
+
+
+# --- Gating, auth and headers -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", DASHBOARD_URLS)
+@pytest.mark.parametrize(
+    ("setting", "debug"), [(None, False), (False, True)], ids=["debug-off", "setting-false"]
+)
+def test_dashboard_off_is_404_everywhere(make_app, url, setting, debug):
+    """Off (debug off and no setting, or ROUTETIMER_DASHBOARD=False) means 404 on every URL."""
+    app, _ = make_app(ROUTETIMER_DASHBOARD=setting)
+    app.debug = debug
+    assert get(app.test_client(), url).status_code == 404
+
+
+def test_debug_is_read_per_request(make_app):
+    """Turning debug on after init_app (as app.run(debug=True) does) turns the dashboard on."""
+    app, _ = make_app()
+    client = app.test_client()
+    assert client.get("/_routetimer/").status_code == 404
+    app.debug = True
+    assert client.get("/_routetimer/").status_code == 200
+
+
+@pytest.mark.parametrize("url", DASHBOARD_URLS)
+def test_auth_refusal_is_403_everywhere(dash, url):
+    """ROUTETIMER_DASHBOARD_AUTH returning False gives 403 on pages, API and static files."""
+    calls: list[str] = []
+
+    def refuse() -> bool:
+        calls.append(url)
+        return False
+
+    app, client = dash(ROUTETIMER_DASHBOARD=True, ROUTETIMER_DASHBOARD_AUTH=refuse)
+    assert get(client, url).status_code == 403
+    assert calls == [url]
+
+
+def test_auth_is_asked_on_every_request(dash):
+    """The auth function sees each request, so it can allow some and refuse others."""
+    app, client = dash(ROUTETIMER_DASHBOARD_AUTH=lambda: "allow" in request.args)
+    assert client.get("/_routetimer/api/stats?allow=1").status_code == 200
+    assert client.get("/_routetimer/api/stats").status_code == 403
+    assert get(client, "/_routetimer/static/routetimer.css?allow=1").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("/_routetimer/", 200),
+        ("/_routetimer/static/routetimer.css", 200),
+        ("/_routetimer/api/stats", 200),
+        ("/_routetimer/trace/" + "ab" * 16, 404),
+        ("/_routetimer/api/traces/nothex", 404),
+    ],
+)
+def test_every_response_carries_security_headers(dash, url, status):
+    """Pages, static files, JSON and error responses all get the strict CSP and friends."""
+    app, client = dash()
+    response = get(client, url)
+    assert response.status_code == status
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp and "form-action 'none'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_refused_and_hidden_responses_carry_security_headers(dash, make_app):
+    """403 and 404 answers from the gate carry the same headers."""
+    app, client = dash(ROUTETIMER_DASHBOARD_AUTH=lambda: False)
+    assert "default-src 'none'" in client.get("/_routetimer/").headers["Content-Security-Policy"]
+    hidden, _ = make_app()
+    response = hidden.test_client().get("/_routetimer/")
+    assert response.status_code == 404 and "Content-Security-Policy" in response.headers
+
+
+def test_pages_have_no_inline_script_or_style(dash):
+    """No <script>, no style attribute and no <style> block, so the CSP costs nothing."""
+    app, client = dash()
+    client.get("/items/1")
+    client.get("/boom")
+    (*_, trace_id) = trace_ids(client.get("/_routetimer/").text)
+    for url in (
+        "/_routetimer/",
+        "/_routetimer/route?method=GET&route=/items/<int:id>",
+        f"/_routetimer/trace/{trace_id}",
+    ):
+        html = client.get(url).text
+        assert "<script" not in html and "style=" not in html and "<style" not in html
+
+
+# --- Escaping and redaction -------------------------------------------------------------------
+
+
+def test_hostile_values_are_escaped(dash):
+    """Script tags in paths, route templates, attributes and exception messages are text."""
+    app, client = dash()
+    client.get("/x/<script>alert(1)</script>", headers={"User-Agent": XSS})
+    client.get("/boom")
+    client.get("/items/1")
+    pages = [client.get("/_routetimer/").text]
+    pages.append(client.get("/_routetimer/route?method=GET&route=/x/<script>").text)
+    pages += [client.get(f"/_routetimer/trace/{tid}").text for tid in trace_ids(pages[0])]
+    html = "\n".join(pages)
+    assert "<script" not in html
+    assert "/x/&lt;script&gt;" in html  # the route template
+    assert "/x/&lt;script&gt;alert(1)&lt;/script&gt;" in html  # the decoded request path
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # user agent, attribute, exception
+    assert "RuntimeError: &lt;script&gt;" in html  # status description
+
+
+def test_sensitive_attributes_are_redacted_in_pages_and_json(dash):
+    """Credential headers, URLs and query strings never reach the page or the JSON."""
+    app, client = dash()
+    client.get("/secrets?sig=hunter2&page=1")
+    (trace_id,) = trace_ids(client.get("/_routetimer/").text)
+    html = client.get(f"/_routetimer/trace/{trace_id}").text
+    text = client.get(f"/_routetimer/api/traces/{trace_id}").text
+    for shown in (html, text):
+        assert "hunter2" not in shown
+        assert "REDACTED" in shown
+    child = client.get(f"/_routetimer/api/traces/{trace_id}").json["spans"][1]["attributes"]
+    assert child["http.request.header.authorization"] == "REDACTED"
+    assert child["url.full"] == "https://REDACTED@example.com/p?sig=REDACTED&page=1"
+
+
+# --- The dashboard does not time itself -------------------------------------------------------
+
+
+def test_dashboard_requests_make_no_spans_or_stats(dash, spans):
+    """Browsing the dashboard adds no spans and no statistics rows."""
+    app, client = dash()
+    for url in DASHBOARD_URLS:
+        get(client, url)
+    assert spans() == []
+    assert RouteTimer.state(app).stats.snapshot().routes == ()
+
+
+def test_dashboard_url_moves_every_page(dash):
+    """ROUTETIMER_DASHBOARD_URL mounts pages, API and static files under another prefix."""
+    app, client = dash(ROUTETIMER_DASHBOARD_URL="/ops/timing/")
+    assert get(client, "/ops/timing/").status_code == 200
+    assert get(client, "/ops/timing/api/stats").status_code == 200
+    assert get(client, "/ops/timing/static/routetimer.css").status_code == 200
+    assert get(client, "/_routetimer/").status_code == 404
+
+
+def test_each_app_shows_its_own_statistics(make_app):
+    """Two apps in one process each get a dashboard over their own routes."""
+    apps = [make_app()[0], make_app()[0]]
+    for index, app in enumerate(apps):
+        app.debug = True
+        app.add_url_rule(f"/only-{index}", f"only{index}", lambda: "x")
+        app.test_client().get(f"/only-{index}")
+    for index, app in enumerate(apps):
+        routes = app.test_client().get("/_routetimer/api/stats").json["routes"]
+        assert [row["route"] for row in routes] == [f"/only-{index}"]
