@@ -232,6 +232,15 @@ def test_debug_is_read_per_request(make_app):
     assert client.get("/_routetimer/").status_code == 200
 
 
+def test_forced_on_without_auth_closes_when_debug_goes_off(make_app):
+    """ROUTETIMER_DASHBOARD=True accepted in debug without auth is never served outside debug."""
+    app, _ = make_app(ROUTETIMER_DASHBOARD=True, DEBUG=True)
+    client = app.test_client()
+    assert client.get("/_routetimer/").status_code == 200
+    app.debug = False
+    assert client.get("/_routetimer/").status_code == 404
+
+
 @pytest.mark.parametrize("url", DASHBOARD_URLS)
 def test_auth_refusal_is_403_everywhere(dash, url):
     """ROUTETIMER_DASHBOARD_AUTH returning False gives 403 on pages, API and static files."""

@@ -62,6 +62,10 @@ def is_enabled(state: AppState, debug: bool) -> bool:
     """``ROUTETIMER_DASHBOARD`` if set, else the app's debug flag *now* (``app.run(debug=True)``
     sets it after ``init_app``)."""
     setting = state.settings.dashboard
+    if not debug and state.settings.dashboard_auth is None:
+        # Outside debug an unauthenticated dashboard is never served, even if debug was on
+        # when init_app accepted ROUTETIMER_DASHBOARD=True without an auth function.
+        return False
     return debug if setting is None else setting
 
 
