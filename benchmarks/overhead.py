@@ -153,7 +153,10 @@ def build_cells(pipelines: dict[str, Pipeline]) -> tuple[list[Cell], list[str]]:
 
 
 def verify(cells: list[Cell], pipelines: dict[str, Pipeline]) -> list[str]:
-    """One request per cell before timing: status 200, and span counts on 'simple'."""
+    """One request per cell before timing: status 200; span counts on 'simple'.
+
+    One span per instrumented request, none for excluded (/health) or exempt (/exempt).
+    """
     notes: list[str] = []
     simple = pipelines.get("simple")
     for cell in cells:
@@ -174,6 +177,14 @@ def verify(cells: list[Cell], pipelines: dict[str, Pipeline]) -> list[str]:
                 )
                 if not stable:
                     raise SystemExit("otel instrumentation is not in stable (http) semconv mode")
+            if cell.route == "hello" and cell.variant in ("routetimer", "otel"):
+                silent = ["health", "exempt"] if cell.variant == "routetimer" else ["health"]
+                for route in silent:  # excluded / exempt: no span expected
+                    simple.reset()
+                    run_requests(cell.wsgi, make_environ(PATHS[route]), 1)
+                    got = len(simple.span_exporter.get_finished_spans())
+                    if got or not _STATUS[0].startswith("200"):
+                        raise SystemExit(f"{cell.variant} {route}: {got} spans, {_STATUS[0]!r}")
             if cell.variant == "floor" and cell.route == "hello":
                 notes.append(f"floor span: {len(spans[0].attributes or {})} attributes")
     if simple is not None:
