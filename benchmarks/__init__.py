@@ -1,0 +1,1 @@
+"""Benchmarks for flask-routetimer (not shipped in the distribution)."""

@@ -1,0 +1,346 @@
+"""In-process overhead benchmark: ``python -m benchmarks.overhead [--quick] [--json PATH]``.
+
+Every request goes straight to ``app.wsgi_app(environ, start_response)`` with a copy of a
+prebuilt environ; the body is iterated and closed. All cells (variant x pipeline x route)
+run in one process, in interleaved rounds with a fresh shuffled order per round; the figure
+for a cell is the median over rounds of its per-request microseconds, and overheads are
+medians of the per-round differences against bare Flask on the same route.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from benchmarks.apps import (
+    Pipeline,
+    RouteTimerUnavailable,
+    WSGIApp,
+    make_app,
+    make_pipeline,
+)
+
+PATHS = {
+    "hello": "/hello",
+    "item": "/items/42",
+    "health": "/health",
+    "exempt": "/exempt",
+}
+PIPELINES = ("batch", "simple", "nosdk", "unsampled")
+INSTRUMENTED = ("routetimer", "otel", "floor")
+
+
+def make_environ(path: str) -> dict[str, Any]:
+    """A GET environ template like the one gunicorn builds (copied per request)."""
+    return {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "RAW_URI": path,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "54321",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_USER_AGENT": "bench/1.0",
+        "HTTP_ACCEPT": "*/*",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+
+
+_STATUS: list[str] = [""]
+
+
+def start_response(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
+    _STATUS[0] = status
+    return _write
+
+
+def _write(data: bytes) -> None:
+    return None
+
+
+def null_wsgi(environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
+    """Harness-only cell: the cost of the environ copy + call + loop, nothing else."""
+    start("200 OK", [])
+    return [b"x"]
+
+
+def run_requests(wsgi: WSGIApp, template: dict[str, Any], n: int) -> float:
+    """Per-request microseconds for n requests (the same loop for every cell)."""
+    copy = template.copy
+    sr = start_response
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        body = wsgi(copy(), sr)
+        for _chunk in body:
+            pass
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+    return (time.perf_counter_ns() - t0) / n / 1000.0
+
+
+@dataclass
+class Cell:
+    label: str
+    variant: str
+    pipeline: str
+    route: str
+    wsgi: WSGIApp
+    template: dict[str, Any]
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+
+def build_cells(pipelines: dict[str, Pipeline]) -> tuple[list[Cell], list[str]]:
+    cells: list[Cell] = []
+    skipped: list[str] = []
+    cells.append(Cell("harness", "harness", "-", "hello", null_wsgi, make_environ("/hello")))
+    bare = make_app("bare", None)
+    for route in ("hello", "item", "health", "exempt"):
+        cells.append(
+            Cell(f"bare/{route}", "bare", "-", route, bare.wsgi_app, make_environ(PATHS[route]))
+        )
+    for pname, pipeline in pipelines.items():
+        for variant in INSTRUMENTED:
+            try:
+                app = make_app(variant, pipeline)
+            except RouteTimerUnavailable:
+                if variant not in skipped:
+                    print("flask-routetimer not importable: skipped", flush=True)
+                    skipped.append(variant)
+                continue
+            routes = ["hello", "item"]
+            if pname == "batch" and variant == "routetimer":
+                routes += ["health", "exempt"]  # excluded and exempt cases
+            if pname == "batch" and variant == "otel":
+                routes += ["health"]  # excluded case, for comparison
+            for route in routes:
+                cells.append(
+                    Cell(
+                        f"{variant}/{pname}/{route}",
+                        variant,
+                        pname,
+                        route,
+                        app.wsgi_app,
+                        make_environ(PATHS[route]),
+                    )
+                )
+    return cells, skipped
+
+
+def verify(cells: list[Cell], pipelines: dict[str, Pipeline]) -> list[str]:
+    """One request per cell before timing: status 200; span counts on 'simple'.
+
+    One span per instrumented request, none for excluded (/health) or exempt (/exempt).
+    """
+    notes: list[str] = []
+    simple = pipelines.get("simple")
+    for cell in cells:
+        if simple is not None:
+            simple.reset()
+        run_requests(cell.wsgi, cell.template, 1)
+        if not _STATUS[0].startswith("200"):
+            raise SystemExit(f"{cell.label}: unexpected status {_STATUS[0]!r}")
+        if simple is not None and simple.span_exporter is not None and cell.pipeline == "simple":
+            spans = simple.span_exporter.get_finished_spans()
+            if len(spans) != 1:
+                raise SystemExit(f"{cell.label}: expected 1 span, got {len(spans)}")
+            if cell.variant == "otel" and cell.route == "item":
+                attrs = spans[0].attributes or {}
+                stable = "http.request.method" in attrs and "http.method" not in attrs
+                notes.append(
+                    f"otel span {spans[0].name!r}: {len(attrs)} attributes, stable semconv={stable}"
+                )
+                if not stable:
+                    raise SystemExit("otel instrumentation is not in stable (http) semconv mode")
+            if cell.route == "hello" and cell.variant in ("routetimer", "otel"):
+                silent = ["health", "exempt"] if cell.variant == "routetimer" else ["health"]
+                for route in silent:  # excluded / exempt: no span expected
+                    simple.reset()
+                    run_requests(cell.wsgi, make_environ(PATHS[route]), 1)
+                    got = len(simple.span_exporter.get_finished_spans())
+                    if got or not _STATUS[0].startswith("200"):
+                        raise SystemExit(f"{cell.variant} {route}: {got} spans, {_STATUS[0]!r}")
+            if cell.variant == "floor" and cell.route == "hello":
+                notes.append(f"floor span: {len(spans[0].attributes or {})} attributes")
+    if simple is not None:
+        simple.reset()
+    return notes
+
+
+def run_rounds(
+    cells: list[Cell], pipelines: dict[str, Pipeline], rounds: int, n: int, warmup: int, seed: int
+) -> None:
+    rng = random.Random(seed)
+    for cell in cells:  # warm-up: caches, lazily created instruments, BSP thread
+        run_requests(cell.wsgi, cell.template, warmup)
+    for r in range(rounds):
+        for pipeline in pipelines.values():
+            pipeline.reset()
+        gc.collect()
+        order = list(cells)
+        rng.shuffle(order)
+        for cell in order:
+            cell.samples.append(run_requests(cell.wsgi, cell.template, n))
+        print(f"  round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
+
+
+def paired_overhead(cell: Cell, base: Cell) -> float:
+    """Median over rounds of (cell - base) per-request microseconds."""
+    return statistics.median(a - b for a, b in zip(cell.samples, base.samples))
+
+
+def spread_pct(cell: Cell) -> float | None:
+    """Interquartile range of the per-round samples, as % of the median."""
+    if len(cell.samples) < 4:
+        return None
+    q = statistics.quantiles(cell.samples, n=4)
+    return 100.0 * (q[2] - q[0]) / cell.median
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def report(cells: list[Cell], pipelines: dict[str, Pipeline]) -> dict[str, Any]:
+    by_label = {c.label: c for c in cells}
+    bare = {c.route: c for c in cells if c.variant == "bare"}
+    rows: dict[str, dict[str, Any]] = {}
+    print()
+    print(f"{'cell':32} {'us/req':>9} {'IQR%':>6} {'overhead us':>12} {'% of bare':>10}")
+    print("-" * 73)
+    for cell in cells:
+        row: dict[str, Any] = {
+            "us_per_request": cell.median,
+            "iqr_pct": spread_pct(cell),
+            "samples": cell.samples,
+        }
+        iqr = row["iqr_pct"]
+        line = f"{cell.label:32} {cell.median:9.2f} {'-' if iqr is None else f'{iqr:.1f}':>6}"
+        if cell.variant not in ("bare", "harness"):
+            base = bare[cell.route]
+            extra = paired_overhead(cell, base)
+            row["overhead_us"] = extra
+            row["overhead_pct"] = 100.0 * extra / base.median
+            line += f" {extra:12.2f} {row['overhead_pct']:9.1f}%"
+        rows[cell.label] = row
+        print(line)
+
+    def over(label: str) -> float | None:
+        row = rows.get(label)
+        return None if row is None else row.get("overhead_us")
+
+    def pct(label: str) -> float | None:
+        row = rows.get(label)
+        return None if row is None else row.get("overhead_pct")
+
+    ratios: dict[str, float | None] = {}
+    for pname in ("batch", "simple"):
+        for route in ("hello", "item"):
+            rt, ot, fl = (over(f"{v}/{pname}/{route}") for v in INSTRUMENTED)
+            ratios[f"routetimer/otel {pname}/{route}"] = _ratio(rt, ot)
+            ratios[f"routetimer/floor {pname}/{route}"] = _ratio(rt, fl)
+            ratios[f"otel/floor {pname}/{route}"] = _ratio(ot, fl)
+    cases: dict[str, float | None] = {}
+    for variant in INSTRUMENTED:
+        for pname in ("nosdk", "unsampled"):
+            for route in ("hello", "item"):
+                cases[f"{variant} {pname} {route}"] = pct(f"{variant}/{pname}/{route}")
+    cases["routetimer excluded (/health)"] = pct("routetimer/batch/health")
+    cases["routetimer exempt (/exempt)"] = pct("routetimer/batch/exempt")
+    cases["otel excluded (/health)"] = pct("otel/batch/health")
+
+    print("\nratios of overheads (routetimer/otel < 1 means routetimer is cheaper):")
+    for key, value in ratios.items():
+        print(f"  {key:36} {'n/a' if value is None else f'{value:6.2f}'}")
+    print("\ncase overhead, % of bare on the same route:")
+    for key, value in cases.items():
+        print(f"  {key:36} {'n/a' if value is None else f'{value:6.1f}%'}")
+    harness = by_label["harness"].median
+    print(
+        f"\nharness alone (environ copy + call + body loop): {harness:.2f} us/request, "
+        f"included in every cell, bare too"
+    )
+    return {
+        "cells": rows,
+        "ratios": ratios,
+        "cases_pct_of_bare": cases,
+        "pipelines": {name: p.notes for name, p in pipelines.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few seconds, CI smoke")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("-n", "--requests", type=int, default=None, help="per cell per round")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--pipelines", default=",".join(PIPELINES))
+    parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (3 if args.quick else 15)
+    n = args.requests or (100 if args.quick else 1000)
+    warmup = 50 if args.quick else 300
+
+    pipelines = {name: make_pipeline(name) for name in args.pipelines.split(",") if name}
+    cells, skipped = build_cells(pipelines)
+    for note in verify(cells, pipelines):
+        print(note)
+    print(
+        f"{len(cells)} cells x {rounds} rounds x {n} requests; python {platform.python_version()}"
+        f", pid {os.getpid()}"
+    )
+    for name, p in pipelines.items():
+        print(f"  pipeline {name}: {p.notes}")
+    t0 = time.monotonic()
+    try:
+        run_rounds(cells, pipelines, rounds, n, warmup, args.seed)
+        result = report(cells, pipelines)
+    finally:
+        for p in pipelines.values():
+            p.shutdown()
+    print(f"\nwall time {time.monotonic() - t0:.1f} s")
+    if args.json:
+        result.update(
+            {
+                "rounds": rounds,
+                "requests_per_round": n,
+                "skipped": skipped,
+                "quick": args.quick,
+                "python": platform.python_version(),
+            }
+        )
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(result, fh, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
