@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from flask import Flask, Response, g, request
 from flask import signals as flask_signals
@@ -103,7 +103,6 @@ class RequestRecord:
         "context",
         "metric_attributes",
         "protocol",
-        "counted",
         "status_code",
         "exception",
         "streaming",
@@ -120,11 +119,8 @@ class RequestRecord:
         self.token: Optional[object] = None
         self.thread = threading.get_ident()
         self.start = start
-        self.metric_attributes = active_attributes(
-            info.method, environ.get("wsgi.url_scheme", "http")
-        )
-        self.protocol = attrs.protocol_version(environ)
-        self.counted = False
+        self.metric_attributes: Optional[dict[str, Any]] = None  # set when metrics are active
+        self.protocol: Optional[str] = None
         self.status_code: Optional[int] = None
         self.exception: Optional[BaseException] = None
         self.streaming = False
@@ -156,8 +152,6 @@ class AppState:
         self.traces = TraceBuffer(settings.trace_buffer)
         self._routes: dict[tuple[int, str], RouteInfo] = {}
         self._buffer_attached = False
-        #: Called with each finished request's timing, before the ``request_timed`` signal.
-        self.consumers: list[Callable[[Flask, RouteTiming, RequestRecord], None]] = []
 
     def connect(self, app: Flask) -> None:
         """Connect the receivers for this app only (``sender=app``)."""
@@ -223,13 +217,21 @@ class AppState:
             self.attach_trace_buffer()
         record = RequestRecord(app, info, environ, start)
         record.span, record.context = self._open_span(info, environ, original)
-        record.token = otel_context.attach(record.context)
-        try:
-            self.timer.metrics.started(record.metric_attributes)
-            record.counted = True
-        except Exception as exc:
-            report("counting an active request", exc)
+        if record.context is not None:
+            record.token = otel_context.attach(record.context)
+        if self.timer.metrics_active():
+            try:
+                self._count_in(record, environ)
+            except Exception as exc:
+                report("counting an active request", exc)
         return record
+
+    def _count_in(self, record: RequestRecord, environ: Mapping[str, Any]) -> None:
+        scheme = environ.get("wsgi.url_scheme", "http")
+        metric_attributes = active_attributes(record.info.method, scheme)
+        record.protocol = attrs.protocol_version(environ)
+        self.timer.metrics.started(metric_attributes)
+        record.metric_attributes = metric_attributes  # only now: counted in, so count out
 
     def attach_trace_buffer(self) -> None:
         """Give the trace buffer to the SDK provider in use, once one is configured."""
@@ -250,8 +252,9 @@ class AppState:
 
     def _open_span(
         self, info: RouteInfo, environ: Mapping[str, Any], original: Optional[str]
-    ) -> tuple[trace.Span, otel_context.Context]:
-        """Start the span under the right parent; returns it and the context to attach."""
+    ) -> tuple[trace.Span, Optional[otel_context.Context]]:
+        """Start the span under the right parent; returns it and the context to attach (None:
+        nothing to attach)."""
         outer = trace.get_current_span()
         if outer.get_span_context().is_valid:
             # A WSGI middleware (or opentelemetry-instrument) already traces this request.
@@ -266,9 +269,10 @@ class AppState:
             kind = SpanKind.SERVER
         if not self.timer.tracing_active():
             # No SDK: pass the caller's trace on unchanged, build no attributes nobody reads.
-            span: trace.Span = trace.NonRecordingSpan(
-                trace.get_current_span(parent).get_span_context()
-            )
+            remote = trace.get_current_span(parent).get_span_context()
+            if parent is None or not remote.is_valid:
+                return trace.INVALID_SPAN, None  # nothing to propagate, nothing to attach
+            span: trace.Span = trace.NonRecordingSpan(remote)
             return span, trace.set_span_in_context(span, parent)
         span = self.timer.tracer.start_span(
             info.name,
@@ -308,37 +312,38 @@ class AppState:
         record.ended = True
         duration = max(perf_counter() - record.start, 0.0)  # time can go backwards
         try:
-            timing = self._end_span(record, duration)
+            recorded = self._end_span(record)
         except Exception as exc:
             report("ending a request span", exc)
             return
+        if record.metric_attributes is not None:
+            try:
+                self._record_metrics(record, record.metric_attributes, duration)
+            except Exception as exc:
+                report("recording request metrics", exc)
+        failed = record.exception is not None or (record.status_code or 0) >= 500
         try:
-            self._record_metrics(record, timing)
-        except Exception as exc:
-            report("recording request metrics", exc)
-        try:
-            self.stats.record(timing.method, timing.route, duration, timing.failed)
+            self.stats.record(record.info.method, record.info.route, duration, failed)
         except Exception as exc:
             report("recording route statistics", exc)
-        self._publish(record, timing)
+        if request_timed.receivers:
+            self._publish(record, duration, recorded)
 
-    def _record_metrics(self, record: RequestRecord, timing: RouteTiming) -> None:
-        if not record.counted:
-            return
+    def _record_metrics(
+        self, record: RequestRecord, active: dict[str, Any], duration: float
+    ) -> None:
         attributes = duration_attributes(
-            record.metric_attributes,
-            timing.route,
-            timing.status_code,
+            active,
+            record.info.route,
+            record.status_code,
             record.protocol,
-            attrs.error_type(timing.exception, timing.status_code),
+            attrs.error_type(record.exception, record.status_code),
         )
-        self.timer.metrics.finished(
-            record.metric_attributes, attributes, timing.duration, record.context
-        )
+        self.timer.metrics.finished(active, attributes, duration, record.context)
 
-    def _end_span(self, record: RequestRecord, duration: float) -> RouteTiming:
-        span, info = record.span, record.info
-        span_context = span.get_span_context()
+    def _end_span(self, record: RequestRecord) -> bool:
+        """End the span with the response's attributes; True if it was being recorded."""
+        span = record.span
         recorded = span.is_recording()
         if recorded:
             span.set_attributes(attrs.response_attributes(record.status_code, record.exception))
@@ -348,7 +353,16 @@ class AppState:
             elif record.status_code is not None and record.status_code >= 500:
                 span.set_status(Status(StatusCode.ERROR))
         span.end()
-        return RouteTiming(
+        return recorded
+
+    def _publish(self, record: RequestRecord, duration: float, recorded: bool) -> None:
+        """Send ``request_timed`` to this app's receivers, each fenced from the others."""
+        receivers = list(request_timed.receivers_for(record.app))
+        if not receivers:
+            return
+        span_context = record.span.get_span_context()
+        info = record.info
+        timing = RouteTiming(
             endpoint=info.endpoint,
             route=info.route,
             method=info.method,
@@ -358,16 +372,7 @@ class AppState:
             trace_id=format(span_context.trace_id, "032x") if recorded else None,
             span_id=format(span_context.span_id, "016x") if recorded else None,
         )
-
-    def _publish(self, record: RequestRecord, timing: RouteTiming) -> None:
-        for consumer in self.consumers:
-            try:
-                consumer(record.app, timing, record)
-            except Exception as exc:
-                report(f"{getattr(consumer, '__qualname__', consumer)!s}", exc)
-        if not request_timed.receivers:
-            return
-        for receiver in request_timed.receivers_for(record.app):
+        for receiver in receivers:
             try:
                 receiver(record.app, timing=timing)
             except Exception as exc:

@@ -14,7 +14,7 @@ from .cli import routetimer_cli
 from .config import environment, read_settings, set_defaults
 from .dashboard import create_blueprint
 from .metrics import RequestMetrics
-from .sdk import configure_sdk
+from .sdk import configure_sdk, is_unset
 from .stats import StatsSnapshot
 from .timed import Timed
 
@@ -31,6 +31,13 @@ def _check_provider(argument: str, provider: Any, method: str) -> None:
             f"{argument} must be an OpenTelemetry {argument.replace('_', ' ').title()} "
             f"(an object with .{method}()), got {type(provider).__name__}."
         )
+
+
+def _is_placeholder(provider: object) -> bool:
+    """The API's stand-ins, used while no SDK provider is configured."""
+    return isinstance(provider, (metrics.NoOpMeterProvider, trace.NoOpTracerProvider)) or (
+        is_unset(provider)
+    )
 
 
 class RouteTimer:
@@ -61,6 +68,7 @@ class RouteTimer:
         self.metrics = RequestMetrics(meter_provider, SCHEMA_URL)
         self._exempt: set[Any] = set()
         self._noop_provider = isinstance(tracer_provider, trace.NoOpTracerProvider)
+        self._noop_meter = isinstance(meter_provider, metrics.NoOpMeterProvider)
         if app is not None:
             self.init_app(app)
 
@@ -89,9 +97,13 @@ class RouteTimer:
         """False when spans would go nowhere (no SDK): the hot path then skips building them."""
         if self.tracer_provider is not None:
             return not self._noop_provider
-        return not isinstance(
-            trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-        )
+        return not _is_placeholder(trace.get_tracer_provider())
+
+    def metrics_active(self) -> bool:
+        """False when metric points would go nowhere (no SDK meter provider)."""
+        if self.meter_provider is not None:
+            return not self._noop_meter
+        return not _is_placeholder(metrics.get_meter_provider())
 
     def exempt(self, view: T) -> T:
         """Leave a view (function or ``View`` class) untimed; returns it unchanged."""

@@ -119,7 +119,7 @@ def load_exporter(signal: str, name: str) -> Any:
     )
 
 
-def _is_proxy(provider: object) -> bool:
+def is_unset(provider: object) -> bool:
     """True while the API still hands out its placeholder (nothing configured yet)."""
     return isinstance(provider, trace.ProxyTracerProvider) or type(provider).__name__ in (
         "_ProxyMeterProvider",
@@ -167,12 +167,12 @@ def configure_sdk(environ: Optional[Mapping[str, str]] = None) -> SdkSetup:
         logger.info("flask-routetimer: OTEL_SDK_DISABLED=true, no SDK set up.")
         return setup
     resource = Resource.create()
-    if _is_proxy(trace.get_tracer_provider()):
+    if is_unset(trace.get_tracer_provider()):
         _traces(environ, resource, setup)
     else:
         setup.kept.append("traces")
         setup.tracer_provider = trace.get_tracer_provider()
-    if _is_proxy(metrics.get_meter_provider()):
+    if is_unset(metrics.get_meter_provider()):
         _metrics(environ, resource, setup)
     else:
         setup.kept.append("metrics")
