@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, cast
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, request
 from flask import signals as flask_signals
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -35,8 +36,18 @@ from .tracebuffer import TraceBuffer
 if TYPE_CHECKING:
     from .extension import RouteTimer
 
-#: Name of the per-request record on ``flask.g``.
-G_KEY = "_routetimer_request"
+#: The request being timed in this thread/context. Like ``flask.g`` it is per request and
+#: invisible to other threads (``copy_current_request_context``), but reading it costs ~30 ns
+#: against ~0.5 us for a ``g`` lookup through Flask's proxy, four times on every request.
+_current: ContextVar[Optional[RequestRecord]] = ContextVar("flask_routetimer.request", default=None)
+
+
+def current_record(app: Flask) -> Optional[RequestRecord]:
+    """This app's request being timed here, if any (a nested request to another app is not)."""
+    record = _current.get()
+    return record if record is not None and record.app is app else None
+
+
 #: Key of the per-app state in ``app.extensions``.
 EXTENSION_KEY = "routetimer"
 #: Name of the dashboard's blueprint; its endpoints are never timed.
@@ -107,6 +118,7 @@ class RequestRecord:
         "exception",
         "streaming",
         "ended",
+        "slot",
     )
 
     def __init__(
@@ -125,6 +137,7 @@ class RequestRecord:
         self.exception: Optional[BaseException] = None
         self.streaming = False
         self.ended = False
+        self.slot: Optional[Token[Optional[RequestRecord]]] = None
 
 
 def is_lazy_body(response: Response) -> bool:
@@ -155,10 +168,12 @@ class AppState:
 
     def connect(self, app: Flask) -> None:
         """Connect the receivers for this app only (``sender=app``)."""
-        flask_signals.request_started.connect(self.on_started, app)
-        flask_signals.got_request_exception.connect(self.on_exception, app)
-        flask_signals.request_finished.connect(self.on_finished, app)
-        flask_signals.request_tearing_down.connect(self.on_teardown, app)
+        # Strong references: blinker drops them when the app goes, and a weak bound method
+        # would be dereferenced on every send.
+        flask_signals.request_started.connect(self.on_started, app, weak=False)
+        flask_signals.got_request_exception.connect(self.on_exception, app, weak=False)
+        flask_signals.request_finished.connect(self.on_finished, app, weak=False)
+        flask_signals.request_tearing_down.connect(self.on_teardown, app, weak=False)
 
     # -- receivers -------------------------------------------------------------------------
 
@@ -169,10 +184,10 @@ class AppState:
             report("starting a request span", exc)
             return
         if record is not None:
-            setattr(g, G_KEY, record)
+            record.slot = _current.set(record)
 
     def on_exception(self, app: Flask, exception: BaseException, **_: Any) -> None:
-        record: Optional[RequestRecord] = g.get(G_KEY)
+        record = current_record(app)
         if record is not None and record.exception is None:
             try:
                 self._note_exception(record, exception)
@@ -180,7 +195,7 @@ class AppState:
                 report("recording an exception", exc)
 
     def on_finished(self, app: Flask, response: Response, **_: Any) -> None:
-        record: Optional[RequestRecord] = g.get(G_KEY)
+        record = current_record(app)
         if record is None:
             return
         try:
@@ -189,13 +204,12 @@ class AppState:
             report("reading the response", exc)
 
     def on_teardown(self, app: Flask, exc: Optional[BaseException] = None, **_: Any) -> None:
-        record: Optional[RequestRecord] = g.get(G_KEY)
+        record = current_record(app)
         if record is None or record.thread != threading.get_ident():
             # Nothing timed here, or a copied request context popping in another thread.
             return
-        g.pop(G_KEY, None)  # a second teardown (stream_with_context) finds nothing
         try:
-            self._detach(record)
+            self._detach(record)  # a second teardown (stream_with_context) finds nothing
             if exc is not None and record.exception is None:
                 self._note_exception(record, exc)
         except Exception as error:
@@ -207,10 +221,11 @@ class AppState:
 
     def _start(self, app: Flask) -> Optional[RequestRecord]:
         start = perf_counter()
-        environ = request.environ
+        current: Request = cast(Any, request)._get_current_object()  # one proxy lookup, not two
+        environ = current.environ
         raw_method = environ.get("REQUEST_METHOD") or "GET"
         method, original = attrs.normalize_method(raw_method)
-        info = self.route_info(app, request.url_rule, method)
+        info = self.route_info(app, current.url_rule, method)
         if info.exempt or self._excluded(environ):
             return None
         if not self._buffer_attached:
@@ -301,6 +316,13 @@ class AppState:
             response.call_on_close(lambda: self.finish(record))
 
     def _detach(self, record: RequestRecord) -> None:
+        """Forget the request here and restore the OpenTelemetry context, once."""
+        slot, record.slot = record.slot, None
+        if slot is not None:
+            try:
+                _current.reset(slot)
+            except ValueError:  # torn down in another context than it started in
+                _current.set(None)
         token, record.token = record.token, None
         if token is not None:
             otel_context.detach(token)  # type: ignore[arg-type]
