@@ -6,4 +6,5 @@ bash scripts/bootstrap.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+bash scripts/check-package.sh
 exec .venv/bin/python -m pytest "$@"
