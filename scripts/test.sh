@@ -7,4 +7,5 @@ bash scripts/bootstrap.sh
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 bash scripts/check-package.sh
+bash scripts/test-lowest.sh -q
 exec .venv/bin/python -m pytest "$@"
