@@ -103,8 +103,8 @@ class RouteTimer:
         """A child span for inner work: ``with timer.timed("x"):``, ``@timer.timed`` or
         ``@timer.timed("x")``."""
         if callable(name):
-            return Timed(self.tracer, None)(name)
-        return Timed(self.tracer, name, attributes)
+            return Timed(self, None)(name)
+        return Timed(self, name, attributes)
 
     def stats(self, app: Optional[Flask] = None) -> StatsSnapshot:
         """An immutable snapshot of the app's route statistics, slowest total first."""
