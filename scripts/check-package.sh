@@ -8,6 +8,8 @@ py=$PWD/.venv/bin/python
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# A stale SOURCES.txt from an earlier build would be reused as the file list: start clean.
+rm -rf flask_routetimer.egg-info build
 "$py" -m build --outdir "$tmp/dist" . > "$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; exit 1; }
 "$py" -m twine check --strict "$tmp"/dist/*
 
