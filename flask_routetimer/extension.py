@@ -67,8 +67,6 @@ class RouteTimer:
         # Instruments are created once per provider, never per request.
         self.metrics = RequestMetrics(meter_provider, SCHEMA_URL)
         self._exempt: set[Any] = set()
-        self._noop_provider = isinstance(tracer_provider, trace.NoOpTracerProvider)
-        self._noop_meter = isinstance(meter_provider, metrics.NoOpMeterProvider)
         if app is not None:
             self.init_app(app)
 
@@ -95,15 +93,11 @@ class RouteTimer:
 
     def tracing_active(self) -> bool:
         """False when spans would go nowhere (no SDK): the hot path then skips building them."""
-        if self.tracer_provider is not None:
-            return not self._noop_provider
-        return not _is_placeholder(trace.get_tracer_provider())
+        return not _is_placeholder(self.tracer_provider or trace.get_tracer_provider())
 
     def metrics_active(self) -> bool:
         """False when metric points would go nowhere (no SDK meter provider)."""
-        if self.meter_provider is not None:
-            return not self._noop_meter
-        return not _is_placeholder(metrics.get_meter_provider())
+        return not _is_placeholder(self.meter_provider or metrics.get_meter_provider())
 
     def exempt(self, view: T) -> T:
         """Leave a view (function or ``View`` class) untimed; returns it unchanged."""
@@ -131,8 +125,8 @@ class RouteTimer:
         """A child span for inner work: ``with timer.timed("x"):``, ``@timer.timed`` or
         ``@timer.timed("x")``."""
         if callable(name):
-            return Timed(self.tracer, None)(name)
-        return Timed(self.tracer, name, attributes)
+            return Timed(self, None)(name)
+        return Timed(self, name, attributes)
 
     def stats(self, app: Optional[Flask] = None) -> StatsSnapshot:
         """An immutable snapshot of the app's route statistics, slowest total first."""

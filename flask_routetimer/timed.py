@@ -7,7 +7,7 @@ import inspect
 import threading
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Callable, Optional, TypeVar, cast
+from typing import Any, Callable, Optional, Protocol, TypeVar, cast
 
 from opentelemetry import trace
 from opentelemetry.util.types import Attributes
@@ -15,17 +15,24 @@ from opentelemetry.util.types import Attributes
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class TracerSource(Protocol):
+    """What ``Timed`` needs of the timer: its current tracer (swapped by ``testing.capture``)."""
+
+    tracer: trace.Tracer
+
+
 class Timed:
     """A child span of whatever span is current; a context manager and a decorator.
 
     As a decorator, each call gets its own span named after the function (or the given name) and
-    the function keeps its ``__name__``, ``__qualname__``, ``__doc__`` and ``__wrapped__``.
+    the function keeps its ``__name__``, ``__qualname__``, ``__doc__`` and ``__wrapped__``. The
+    tracer is read from ``source`` each time a span starts, not when the decorator is applied.
     """
 
     def __init__(
-        self, tracer: trace.Tracer, name: Optional[str], attributes: Attributes = None
+        self, source: TracerSource, name: Optional[str], attributes: Attributes = None
     ) -> None:
-        self._tracer = tracer
+        self._source = source
         self._name = name
         self._attributes = attributes
         self._local = threading.local()  # one instance may be entered in several threads
@@ -35,7 +42,7 @@ class Timed:
             raise TypeError(
                 "timer.timed() needs a span name when used with 'with': timer.timed('load-model')."
             )
-        manager = self._tracer.start_as_current_span(self._name, attributes=self._attributes)
+        manager = self._source.tracer.start_as_current_span(self._name, attributes=self._attributes)
         stack: list[AbstractContextManager[trace.Span]] = self._local.__dict__.setdefault(
             "stack", []
         )
@@ -53,7 +60,7 @@ class Timed:
 
     def __call__(self, func: F) -> F:
         name = self._name or func.__qualname__
-        timed = Timed(self._tracer, name, self._attributes)
+        timed = Timed(self._source, name, self._attributes)
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)

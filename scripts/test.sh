@@ -10,6 +10,8 @@ bash scripts/bootstrap.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+bash scripts/check-package.sh
+bash scripts/test-lowest.sh -q
 # The browser tests drive Debian's chromium; install it when we may (never a browser download).
 if ! command -v chromium >/dev/null; then
   if [ "$(id -u)" = 0 ]; then

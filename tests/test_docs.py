@@ -1,0 +1,117 @@
+"""Every Python sample in the README and docs/ is tested: included verbatim from docs/examples/
+(which are run here), or executed directly."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "docs" / "examples"
+MARKDOWN = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+MARKER = re.compile(r"<!-- example: (docs/examples/[\w.]+\.py) -->")
+#: Not run as a script: checked by a test of its own below.
+SPECIAL = {"gunicorn_conf.py"}
+
+
+def python_blocks(path: Path) -> list[tuple[int, str, str | None]]:
+    """(line, code, included example or None) for each ```python block of a Markdown file."""
+    text = path.read_text(encoding="utf-8")
+    blocks = []
+    for match in re.finditer(r"^```python\n(.*?)^```$", text, re.MULTILINE | re.DOTALL):
+        line = text.count("\n", 0, match.start()) + 1
+        previous = text[: match.start()].rstrip("\n").rpartition("\n")[2]
+        marker = MARKER.fullmatch(previous.strip())
+        blocks.append((line, match.group(1), marker.group(1) if marker else None))
+    return blocks
+
+
+def examples() -> list[Path]:
+    return sorted(EXAMPLES.glob("*.py"))
+
+
+@pytest.mark.parametrize("markdown", MARKDOWN, ids=lambda p: p.name)
+def test_python_blocks_are_examples_or_run(markdown: Path) -> None:
+    """A block after an example marker is that file verbatim; any other block runs as is."""
+    for line, code, example in python_blocks(markdown):
+        if example is not None:
+            source = (ROOT / example).read_text(encoding="utf-8")
+            assert code == source, f"{markdown.name}:{line} differs from {example}; copy it again"
+        else:
+            exec(compile(code, f"{markdown.name}:{line}", "exec"), {"__name__": "docs_block"})
+
+
+def test_every_example_is_shown_in_the_docs() -> None:
+    """No example file is orphaned: each is included in the README or a docs page."""
+    included = {example for md in MARKDOWN for _, _, example in python_blocks(md) if example}
+    assert {f"docs/examples/{p.name}" for p in examples()} <= included
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, subprocess.Popen[str]]:
+    """Start every example at once (each in its own interpreter: some set global providers)."""
+    started = {}
+    for path in examples():
+        if path.name in SPECIAL:
+            continue
+        if path.name.startswith("test_"):
+            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", path.name]
+        else:
+            command = [sys.executable, "-W", "error", path.name]
+        started[path.name] = subprocess.Popen(
+            command, cwd=EXAMPLES, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+    return started
+
+
+@pytest.mark.parametrize(
+    "name", [p.name for p in examples() if p.name not in SPECIAL], ids=lambda n: n
+)
+def test_example_runs(runs: dict[str, subprocess.Popen[str]], name: str) -> None:
+    """The example runs to its end without an error or a warning."""
+    output, _ = runs[name].communicate(timeout=120)
+    assert runs[name].returncode == 0, output
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_gunicorn_preload_recipe_exports_spans_from_workers() -> None:
+    """With --preload and the SDK set up in post_fork, forked workers export request spans."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn_conf.py", "--preload", "quickstart:app"],
+        cwd=EXAMPLES,
+        env={**os.environ, "BIND": f"127.0.0.1:{port}"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/hello/you", timeout=5) as r:
+                    assert r.read() == b"Hello, you!"
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.1)
+    finally:
+        server.send_signal(signal.SIGTERM)  # workers shut their providers down: spans flush
+        output, _ = server.communicate(timeout=60)
+    assert '"name": "GET /hello/<name>"' in output, output
+    assert '"name": "greeting"' in output, output
