@@ -24,6 +24,7 @@ from werkzeug.routing import Rule
 from werkzeug.wsgi import ClosingIterator
 
 from . import attributes as attrs
+from ._body import WatchedBody, sends_body
 from ._fence import report
 from .config import Settings
 from .metrics import active_attributes, duration_attributes
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 #: Name of the per-request record on ``flask.g``.
 G_KEY = "_routetimer_request"
+#: Set (True) on a span whose streamed body the server stopped sending before its end.
+BODY_INCOMPLETE = "routetimer.body_incomplete"
 
 
 class EnvironGetter(Getter[Mapping[str, Any]]):
@@ -84,6 +87,7 @@ class RequestRecord:
         "status_code",
         "exception",
         "streaming",
+        "body",
         "ended",
     )
 
@@ -104,6 +108,7 @@ class RequestRecord:
         self.status_code: Optional[int] = None
         self.exception: Optional[BaseException] = None
         self.streaming = False
+        self.body: Optional[WatchedBody] = None
         self.ended = False
 
 
@@ -198,7 +203,11 @@ class AppState:
         if not self._buffer_attached:
             self.attach_trace_buffer()
         record = RequestRecord(app, info, environ, start)
-        record.span, record.token = self._open_span(info, environ, original)
+        try:
+            self._open_span(record, environ, original)
+        except Exception as exc:
+            # Keep timing (metrics, statistics, signal) without a span rather than drop it.
+            report("starting a request span", exc)
         try:
             self.timer.metrics.started(record.metric_attributes)
             record.counted = True
@@ -224,9 +233,10 @@ class AppState:
         return pattern.search(path) is not None
 
     def _open_span(
-        self, info: RouteInfo, environ: Mapping[str, Any], original: Optional[str]
-    ) -> tuple[trace.Span, object]:
+        self, record: RequestRecord, environ: Mapping[str, Any], original: Optional[str]
+    ) -> None:
         """Start the span under the right parent and make it current."""
+        info = record.info
         outer = trace.get_current_span()
         if outer.get_span_context().is_valid:
             # A WSGI middleware (or opentelemetry-instrument) already traces this request.
@@ -239,16 +249,18 @@ class AppState:
         else:
             parent = propagate.extract(environ, getter=ENVIRON_GETTER)
             kind = SpanKind.SERVER
-        span = self.timer.tracer.start_span(
+        span = record.span = self.timer.tracer.start_span(
             info.name,
             context=parent,
             kind=kind,
             attributes=attrs.request_attributes(environ, info.method, original, info.route),
         )
+        # From here on the span is the record's, so finish() ends it whatever fails below.
         if span.is_recording():
             span.set_attributes(attrs.detail_attributes(environ, info.endpoint, info.blueprint))
-        token = otel_context.attach(trace.set_span_in_context(span, parent))
-        return span, token
+            if self.settings.headers is not None:
+                span.set_attributes(self.settings.headers.request_attributes(environ))
+        record.token = otel_context.attach(trace.set_span_in_context(span, parent))
 
     def _note_exception(self, record: RequestRecord, exception: BaseException) -> None:
         record.exception = exception
@@ -257,14 +269,31 @@ class AppState:
 
     def _finished(self, app: Flask, record: RequestRecord, response: Response) -> None:
         record.status_code = response.status_code
+        if is_lazy_body(response):
+            # Count the body to its last byte: the WSGI server closes the response after it.
+            response.call_on_close(lambda: self.finish(record))
+            record.streaming = True  # only once finish() is sure to be called
+            if sends_body(request.environ.get("REQUEST_METHOD", ""), response.status_code):
+                record.body = WatchedBody(
+                    response.response, lambda exc: self._body_failed(record, exc)
+                )
+                response.response = record.body
         server_timing = self.settings.server_timing
         if server_timing or (server_timing is None and app.debug):
             elapsed_ms = max(perf_counter() - record.start, 0.0) * 1000
             response.headers.add("Server-Timing", f"app;dur={elapsed_ms:.1f}")
-        if is_lazy_body(response):
-            # Count the body to its last byte: the WSGI server closes the response after it.
-            record.streaming = True
-            response.call_on_close(lambda: self.finish(record))
+            if self.settings.timing_allow_origin is not None:
+                response.headers["Timing-Allow-Origin"] = self.settings.timing_allow_origin
+        if self.settings.headers is not None and record.span.is_recording():
+            record.span.set_attributes(self.settings.headers.response_attributes(response.headers))
+
+    def _body_failed(self, record: RequestRecord, exception: BaseException) -> None:
+        """A streamed body raised while the server was sending it."""
+        if record.exception is None:
+            try:
+                self._note_exception(record, exception)
+            except Exception as exc:
+                report("recording an exception of a streamed body", exc)
 
     def _detach(self, record: RequestRecord) -> None:
         token, record.token = record.token, None
@@ -277,11 +306,11 @@ class AppState:
             return
         record.ended = True
         duration = max(perf_counter() - record.start, 0.0)  # time can go backwards
+        timing = self._timing(record, duration)
         try:
-            timing = self._end_span(record, duration)
+            self._end_span(record)
         except Exception as exc:
             report("ending a request span", exc)
-            return
         try:
             self._record_metrics(record, timing)
         except Exception as exc:
@@ -305,18 +334,15 @@ class AppState:
         context = trace.set_span_in_context(record.span)
         self.timer.metrics.finished(record.metric_attributes, attributes, timing.duration, context)
 
-    def _end_span(self, record: RequestRecord, duration: float) -> RouteTiming:
-        span, info = record.span, record.info
-        span_context = span.get_span_context()
-        recorded = span.is_recording()
-        if recorded:
-            span.set_attributes(attrs.response_attributes(record.status_code, record.exception))
-            if record.exception is not None:
-                exc = record.exception
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {exc}"))
-            elif record.status_code is not None and record.status_code >= 500:
-                span.set_status(Status(StatusCode.ERROR))
-        span.end()
+    def _timing(self, record: RequestRecord, duration: float) -> RouteTiming:
+        info = record.info
+        span_context = trace.INVALID_SPAN_CONTEXT
+        try:
+            span_context = record.span.get_span_context()
+            recorded = span_context.is_valid and record.span.is_recording()
+        except Exception as exc:  # a span whose context cannot even be read
+            report("reading a request span", exc)
+            recorded = False
         return RouteTiming(
             endpoint=info.endpoint,
             route=info.route,
@@ -327,6 +353,24 @@ class AppState:
             trace_id=format(span_context.trace_id, "032x") if recorded else None,
             span_id=format(span_context.span_id, "016x") if recorded else None,
         )
+
+    def _end_span(self, record: RequestRecord) -> None:
+        try:
+            if record.span.is_recording():
+                self._describe_end(record)
+        finally:
+            record.span.end()  # even when describing it failed: a span is never left open
+
+    def _describe_end(self, record: RequestRecord) -> None:
+        span = record.span
+        span.set_attributes(attrs.response_attributes(record.status_code, record.exception))
+        if record.body is not None and not record.body.exhausted:
+            span.set_attribute(BODY_INCOMPLETE, True)
+        if record.exception is not None:
+            exc = record.exception
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {exc}"))
+        elif record.status_code is not None and record.status_code >= 500:
+            span.set_status(Status(StatusCode.ERROR))
 
     def _publish(self, record: RequestRecord, timing: RouteTiming) -> None:
         for consumer in self.consumers:
