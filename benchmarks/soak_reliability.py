@@ -1,4 +1,4 @@
-"""Soak: the real-server load test of ``tests/test_load.py``, longer and with RSS sampled as it goes.
+"""Soak: the real-server load test of ``tests/test_load.py``, longer, with RSS sampled per round.
 
     python benchmarks/soak_reliability.py --server gthread --requests 50000 --rounds 10
 

@@ -245,3 +245,14 @@ def test_sdk_provider_shut_down_mid_flight(server_spans):
     app = build_app(timer)
     provider.shutdown()
     assert serve_twice(app) == [(200, b"ok"), (200, b"ok"), (200, b"0\n1\n2\n")]
+
+
+def test_log_stays_bounded_past_the_cause_cap(monkeypatch, caplog):
+    """Once the set of known causes is full, failures are logged at debug, never once a request."""
+    from flask_routetimer import _fence
+
+    monkeypatch.setattr(_fence, "_MAX_CAUSES", 2)
+    for index in range(10):
+        for _ in range(3):
+            _fence.report(f"place {index}", ValueError("x"))
+    assert len(errors(caplog)) == 2
