@@ -99,6 +99,7 @@ class Pair:
         self.timed = build(True, self.exporter)
         self.bare = build(False, InMemorySpanExporter())
         self.errors = ErrorLog()
+        self.examples = 0
 
     def call(self, app: Flask, environ: dict[str, Any]) -> tuple[str, bytes]:
         status: list[str] = []
@@ -117,6 +118,7 @@ class Pair:
         return status[0], data
 
     def check(self, environ: dict[str, Any]) -> None:
+        self.examples += 1
         self.exporter.clear()
         timed_status, timed_body = self.call(self.timed, environ)
         bare_status, bare_body = self.call(self.bare, environ)
@@ -238,6 +240,7 @@ def test_methods_and_paths() -> None:
         run(pair, dict(base_environ(), REQUEST_METHOD=method, PATH_INFO=path))
 
     check()
+    print(f"\n[hostile] {pair.examples} examples")
 
 
 def test_query_strings() -> None:
@@ -250,6 +253,7 @@ def test_query_strings() -> None:
         run(pair, dict(base_environ(), QUERY_STRING=query, PATH_INFO=path))
 
     check()
+    print(f"\n[hostile] {pair.examples} examples")
 
 
 def test_host_headers() -> None:
@@ -267,6 +271,7 @@ def test_host_headers() -> None:
         run(pair, environ)
 
     check()
+    print(f"\n[hostile] {pair.examples} examples")
 
 
 def test_trace_headers() -> None:
@@ -293,6 +298,7 @@ def test_trace_headers() -> None:
         run(pair, environ)
 
     check()
+    print(f"\n[hostile] {pair.examples} examples")
 
 
 def test_everything_at_once() -> None:
@@ -336,3 +342,4 @@ def test_everything_at_once() -> None:
         run(pair, environ)
 
     check()
+    print(f"\n[hostile] {pair.examples} examples")
