@@ -20,8 +20,9 @@ def report(where: str, exc: BaseException) -> None:
     """
     cause = (where, f"{type(exc).__module__}.{type(exc).__qualname__}")
     with _lock:
-        first = cause not in _seen
-        if first and len(_seen) < _MAX_CAUSES:
+        # Past the cap, new causes go to debug too: a full set must not mean an error per request.
+        first = cause not in _seen and len(_seen) < _MAX_CAUSES
+        if first:
             _seen.add(cause)
     if first:
         logger.error(

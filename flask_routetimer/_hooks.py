@@ -25,6 +25,7 @@ from werkzeug.routing import Rule
 from werkzeug.wsgi import ClosingIterator
 
 from . import attributes as attrs
+from ._body import WatchedBody, sends_body
 from ._fence import report
 from .config import Settings
 from .metrics import active_attributes, duration_attributes
@@ -48,6 +49,8 @@ def current_record(app: Flask) -> Optional[RequestRecord]:
     return record if record is not None and record.app is app else None
 
 
+#: Set (True) on a span whose streamed body the server stopped sending before its end.
+BODY_INCOMPLETE = "routetimer.body_incomplete"
 #: Key of the per-app state in ``app.extensions``.
 EXTENSION_KEY = "routetimer"
 #: Name of the dashboard's blueprint; its endpoints are never timed.
@@ -117,6 +120,7 @@ class RequestRecord:
         "status_code",
         "exception",
         "streaming",
+        "body",
         "ended",
         "slot",
     )
@@ -136,6 +140,7 @@ class RequestRecord:
         self.status_code: Optional[int] = None
         self.exception: Optional[BaseException] = None
         self.streaming = False
+        self.body: Optional[WatchedBody] = None
         self.ended = False
         self.slot: Optional[Token[Optional[RequestRecord]]] = None
 
@@ -231,9 +236,11 @@ class AppState:
         if not self._buffer_attached:
             self.attach_trace_buffer()
         record = RequestRecord(app, info, environ, start)
-        record.span, record.context = self._open_span(info, environ, original)
-        if record.context is not None:
-            record.token = otel_context.attach(record.context)
+        try:
+            self._open_span(record, environ, original)
+        except Exception as exc:
+            # Keep timing (metrics, statistics, signal) without a span rather than drop it.
+            report("starting a request span", exc)
         if self.timer.metrics_active():
             try:
                 self._count_in(record, environ)
@@ -266,10 +273,10 @@ class AppState:
         return pattern.search(path) is not None
 
     def _open_span(
-        self, info: RouteInfo, environ: Mapping[str, Any], original: Optional[str]
-    ) -> tuple[trace.Span, Optional[otel_context.Context]]:
-        """Start the span under the right parent; returns it and the context to attach (None:
-        nothing to attach)."""
+        self, record: RequestRecord, environ: Mapping[str, Any], original: Optional[str]
+    ) -> None:
+        """Start the span under the right parent and make it current."""
+        info = record.info
         outer = trace.get_current_span()
         if outer.get_span_context().is_valid:
             # A WSGI middleware (or opentelemetry-instrument) already traces this request.
@@ -285,19 +292,24 @@ class AppState:
         if not self.timer.tracing_active():
             # No SDK: pass the caller's trace on unchanged, build no attributes nobody reads.
             remote = trace.get_current_span(parent).get_span_context()
-            if parent is None or not remote.is_valid:
-                return trace.INVALID_SPAN, None  # nothing to propagate, nothing to attach
-            span: trace.Span = trace.NonRecordingSpan(remote)
-            return span, trace.set_span_in_context(span, parent)
-        span = self.timer.tracer.start_span(
+            if parent is not None and remote.is_valid:  # else nothing to propagate or attach
+                record.span = trace.NonRecordingSpan(remote)
+                record.context = trace.set_span_in_context(record.span, parent)
+                record.token = otel_context.attach(record.context)
+            return
+        span = record.span = self.timer.tracer.start_span(
             info.name,
             context=parent,
             kind=kind,
             attributes=attrs.request_attributes(environ, info.method, original, info.route),
         )
+        # From here on the span is the record's, so finish() ends it whatever fails below.
         if span.is_recording():
             span.set_attributes(attrs.detail_attributes(environ, info.endpoint, info.blueprint))
-        return span, trace.set_span_in_context(span, parent)
+            if self.settings.headers is not None:
+                span.set_attributes(self.settings.headers.request_attributes(environ))
+        record.context = trace.set_span_in_context(span, parent)
+        record.token = otel_context.attach(record.context)
 
     def _note_exception(self, record: RequestRecord, exception: BaseException) -> None:
         record.exception = exception
@@ -306,14 +318,31 @@ class AppState:
 
     def _finished(self, app: Flask, record: RequestRecord, response: Response) -> None:
         record.status_code = response.status_code
+        if is_lazy_body(response):
+            # Count the body to its last byte: the WSGI server closes the response after it.
+            response.call_on_close(lambda: self.finish(record))
+            record.streaming = True  # only once finish() is sure to be called
+            if sends_body(record.info.method, response.status_code):
+                record.body = WatchedBody(
+                    response.response, lambda exc: self._body_failed(record, exc)
+                )
+                response.response = record.body
         server_timing = self.settings.server_timing
         if server_timing or (server_timing is None and app.debug):
             elapsed_ms = max(perf_counter() - record.start, 0.0) * 1000
             response.headers.add("Server-Timing", f"app;dur={elapsed_ms:.1f}")
-        if is_lazy_body(response):
-            # Count the body to its last byte: the WSGI server closes the response after it.
-            record.streaming = True
-            response.call_on_close(lambda: self.finish(record))
+            if self.settings.timing_allow_origin is not None:
+                response.headers["Timing-Allow-Origin"] = self.settings.timing_allow_origin
+        if self.settings.headers is not None and record.span.is_recording():
+            record.span.set_attributes(self.settings.headers.response_attributes(response.headers))
+
+    def _body_failed(self, record: RequestRecord, exception: BaseException) -> None:
+        """A streamed body raised while the server was sending it."""
+        if record.exception is None:
+            try:
+                self._note_exception(record, exception)
+            except Exception as exc:
+                report("recording an exception of a streamed body", exc)
 
     def _detach(self, record: RequestRecord) -> None:
         """Forget the request here and restore the OpenTelemetry context, once."""
@@ -333,11 +362,11 @@ class AppState:
             return
         record.ended = True
         duration = max(perf_counter() - record.start, 0.0)  # time can go backwards
+        recorded = False
         try:
             recorded = self._end_span(record)
         except Exception as exc:
             report("ending a request span", exc)
-            return
         if record.metric_attributes is not None:
             try:
                 self._record_metrics(record, record.metric_attributes, duration)
@@ -366,25 +395,47 @@ class AppState:
     def _end_span(self, record: RequestRecord) -> bool:
         """End the span with the response's attributes; True if it was being recorded."""
         span = record.span
-        recorded = span.is_recording()
-        if recorded:
-            span.set_attributes(attrs.response_attributes(record.status_code, record.exception))
-            if record.exception is not None:
-                exc = record.exception
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {exc}"))
-            elif record.status_code is not None and record.status_code >= 500:
-                span.set_status(Status(StatusCode.ERROR))
-        span.end()
+        recorded = False
+        try:
+            recorded = span.is_recording()
+            if recorded:
+                self._describe_end(record)
+        finally:
+            span.end()  # even when describing it failed: a span is never left open
         return recorded
+
+    def _describe_end(self, record: RequestRecord) -> None:
+        span = record.span
+        span.set_attributes(attrs.response_attributes(record.status_code, record.exception))
+        if record.body is not None and not record.body.exhausted:
+            span.set_attribute(BODY_INCOMPLETE, True)
+        if record.exception is not None:
+            exc = record.exception
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {exc}"))
+        elif record.status_code is not None and record.status_code >= 500:
+            span.set_status(Status(StatusCode.ERROR))
 
     def _publish(self, record: RequestRecord, duration: float, recorded: bool) -> None:
         """Send ``request_timed`` to this app's receivers, each fenced from the others."""
         receivers = list(request_timed.receivers_for(record.app))
         if not receivers:
             return
-        span_context = record.span.get_span_context()
+        try:
+            timing = self._timing(record, duration, recorded)
+        except Exception as exc:
+            report("describing a timed request", exc)
+            return
+        for receiver in receivers:
+            try:
+                receiver(record.app, timing=timing)
+            except Exception as exc:
+                report(f"request_timed receiver {getattr(receiver, '__qualname__', receiver)}", exc)
+
+    def _timing(self, record: RequestRecord, duration: float, recorded: bool) -> RouteTiming:
         info = record.info
-        timing = RouteTiming(
+        span_context = record.span.get_span_context()
+        recorded = recorded and span_context.is_valid
+        return RouteTiming(
             endpoint=info.endpoint,
             route=info.route,
             method=info.method,
@@ -394,11 +445,6 @@ class AppState:
             trace_id=format(span_context.trace_id, "032x") if recorded else None,
             span_id=format(span_context.span_id, "016x") if recorded else None,
         )
-        for receiver in receivers:
-            try:
-                receiver(record.app, timing=timing)
-            except Exception as exc:
-                report(f"request_timed receiver {getattr(receiver, '__qualname__', receiver)}", exc)
 
     # -- route cache -----------------------------------------------------------------------
 

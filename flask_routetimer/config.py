@@ -12,7 +12,18 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, cast
 
+from . import headers as header_capture
+
 EXCLUDED_URLS_ENV = ("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS")
+REQUEST_HEADERS = "ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST"
+RESPONSE_HEADERS = "ROUTETIMER_CAPTURE_HEADERS_SERVER_RESPONSE"
+SANITIZE_HEADERS = "ROUTETIMER_CAPTURE_HEADERS_SANITIZE"
+#: OpenTelemetry's variables for header capture, used as defaults of the ``ROUTETIMER_`` keys.
+CAPTURE_HEADERS_ENV = {
+    REQUEST_HEADERS: "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",
+    RESPONSE_HEADERS: "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE",
+    SANITIZE_HEADERS: "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS",
+}
 
 
 class ConfigError(ValueError):
@@ -33,6 +44,8 @@ class Settings:
     dashboard_url: str
     dashboard_auth: Optional[Callable[[], bool]]
     configure_sdk: bool
+    headers: Optional[header_capture.HeaderCapture] = None  # None: no header is captured
+    timing_allow_origin: Optional[str] = None  # Timing-Allow-Origin value sent with Server-Timing
 
 
 def _excluded_default(environ: Mapping[str, str]) -> str:
@@ -55,6 +68,18 @@ def set_defaults(config: MutableMapping[str, Any], environ: Mapping[str, str]) -
     config.setdefault("ROUTETIMER_DASHBOARD_URL", "/_routetimer")
     config.setdefault("ROUTETIMER_DASHBOARD_AUTH", None)
     config.setdefault("ROUTETIMER_CONFIGURE_SDK", False)
+    for key, name in CAPTURE_HEADERS_ENV.items():
+        extra = split_names(environ.get(name, ""))
+        if key == SANITIZE_HEADERS:
+            config.setdefault(key, [*header_capture.DEFAULT_SANITIZE, *extra])
+        else:
+            config.setdefault(key, extra)
+    config.setdefault("ROUTETIMER_TIMING_ALLOW_ORIGIN", None)
+
+
+def split_names(value: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``, as OpenTelemetry reads its variables."""
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def require_bool(key: str, value: Any) -> bool:
@@ -126,6 +151,57 @@ def compile_patterns(key: str, value: Any) -> Optional[re.Pattern[str]]:
     return re.compile("|".join(f"(?:{pattern})" for pattern in patterns))
 
 
+def header_patterns(key: str, value: Any) -> list[str]:
+    """A list of header names or case-insensitive regexes (or one comma-separated string)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        names = split_names(value)
+    elif isinstance(value, (list, tuple, set, frozenset)) and all(
+        isinstance(name, str) for name in value
+    ):
+        names = [name.strip() for name in value if name.strip()]
+    else:
+        raise ConfigError(
+            f"{key} must be a list of header names (or regular expressions matching whole "
+            f"names, such as 'x-request-id' or 'x-.*'), or a comma-separated string; got "
+            f"{value!r} ({type(value).__name__})."
+        )
+    for name in names:
+        try:
+            re.compile(name)
+        except re.error as exc:
+            raise ConfigError(
+                f"{key} contains {name!r}, which is neither a header name nor a valid regular "
+                f"expression: {exc}."
+            ) from None
+    return names
+
+
+def timing_allow_origin(key: str, value: Any) -> Optional[str]:
+    """The ``Timing-Allow-Origin`` header value: ``"*"``, an origin, or a list of origins."""
+    if value is None:
+        return None
+    origins = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(origins, (list, tuple))
+        or not origins
+        or not all(
+            isinstance(origin, str)
+            and origin.strip()
+            and "," not in origin
+            and origin.isprintable()
+            for origin in origins
+        )
+    ):
+        raise ConfigError(
+            f"{key} must be None (no Timing-Allow-Origin header), '*', or an origin such as "
+            f"'https://example.com', or a non-empty list of origins (each printable, without "
+            f"commas); got {value!r}."
+        )
+    return ", ".join(origin.strip() for origin in origins)
+
+
 def read_settings(config: Mapping[str, Any], debug: bool) -> Settings:
     """Validate the app's config; ``debug`` is the app's debug flag at ``init_app``."""
     settings = Settings(
@@ -143,6 +219,14 @@ def read_settings(config: Mapping[str, Any], debug: bool) -> Settings:
             "ROUTETIMER_DASHBOARD_AUTH", config["ROUTETIMER_DASHBOARD_AUTH"]
         ),
         configure_sdk=require_bool("ROUTETIMER_CONFIGURE_SDK", config["ROUTETIMER_CONFIGURE_SDK"]),
+        headers=header_capture.build(
+            request=header_patterns(REQUEST_HEADERS, config[REQUEST_HEADERS]),
+            response=header_patterns(RESPONSE_HEADERS, config[RESPONSE_HEADERS]),
+            sanitize=header_patterns(SANITIZE_HEADERS, config[SANITIZE_HEADERS]),
+        ),
+        timing_allow_origin=timing_allow_origin(
+            "ROUTETIMER_TIMING_ALLOW_ORIGIN", config["ROUTETIMER_TIMING_ALLOW_ORIGIN"]
+        ),
     )
     if settings.dashboard and not debug and settings.dashboard_auth is None:
         raise ConfigError(

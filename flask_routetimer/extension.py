@@ -35,8 +35,9 @@ def _check_provider(argument: str, provider: Any, method: str) -> None:
 
 def _is_placeholder(provider: object) -> bool:
     """The API's stand-ins, used while no SDK provider is configured."""
-    return isinstance(provider, (metrics.NoOpMeterProvider, trace.NoOpTracerProvider)) or (
-        is_unset(provider)
+    # Exact types: a subclass of a no-op provider may well record something.
+    return type(provider) in (metrics.NoOpMeterProvider, trace.NoOpTracerProvider) or is_unset(
+        provider
     )
 
 

@@ -113,6 +113,24 @@ class _Remember(logging.Handler):
 
 
 @pytest.fixture(autouse=True)
+def _open_span_detector(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail a test that leaves a span open in any SDK provider it creates, not only the fixtures."""
+    trackers: list[OpenSpanTracker] = []
+    original = TracerProvider.__init__
+
+    def tracked_init(self: TracerProvider, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        tracker = OpenSpanTracker()
+        self.add_span_processor(tracker)
+        trackers.append(tracker)
+
+    monkeypatch.setattr(TracerProvider, "__init__", tracked_init)
+    yield
+    leaked = {span_id: name for tracker in trackers for span_id, name in tracker.open.items()}
+    assert not leaked, f"spans started and never ended: {leaked}"
+
+
+@pytest.fixture(autouse=True)
 def _leak_detector() -> Iterator[None]:
     """Fail a test that leaves a Flask context pushed or an OpenTelemetry context attached, or
     during which OpenTelemetry logged "Failed to detach context"."""

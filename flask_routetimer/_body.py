@@ -1,0 +1,58 @@
+"""Knowing whether a streamed body reached its end, without touching the view.
+
+By the time ``Response.call_on_close`` callbacks run, Werkzeug has already closed the body, and a
+generator that was exhausted looks exactly like one that was closed half-way (both are
+``GEN_CLOSED``). So the only honest way to tell "the client got every chunk" from "the server
+stopped sending" is to watch the iteration itself: :class:`WatchedBody` replaces
+``response.response`` after the view and every ``after_request`` hook have run (on
+``request_finished``), passes each chunk through unchanged, and notes when the body ran out or
+raised. It is a plain iterator (no generator frame), keeps ``close()`` forwarding to the original
+body, and is only used for lazy bodies that will actually be sent.
+
+Limits: "exhausted" means the WSGI server pulled the last chunk from the app; whether the bytes of
+that chunk reached the client is known only to the server. A client that disconnects after the
+last chunk was handed over is not reported as cut short.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, Callable, Optional
+
+
+class WatchedBody:
+    """Iterate ``body`` unchanged; report an error it raises and whether it reached its end."""
+
+    __slots__ = ("_body", "_iterator", "_on_error", "exhausted")
+
+    def __init__(self, body: Iterable[Any], on_error: Callable[[BaseException], None]) -> None:
+        self._body = body
+        self._iterator: Optional[Iterator[Any]] = None
+        self._on_error = on_error
+        self.exhausted = False
+
+    def __iter__(self) -> WatchedBody:
+        return self
+
+    def __next__(self) -> Any:
+        if self._iterator is None:
+            self._iterator = iter(self._body)
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            self.exhausted = True
+            raise
+        except Exception as exc:
+            self._on_error(exc)
+            raise
+
+    def close(self) -> None:
+        """Close the original body (Werkzeug's ``Response.close`` calls this first)."""
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
+
+
+def sends_body(method: str, status_code: int) -> bool:
+    """False where Werkzeug sends no body at all (HEAD, 1xx, 204, 304), as ``get_app_iter`` does."""
+    return method != "HEAD" and not (100 <= status_code < 200 or status_code in (204, 304))

@@ -1,0 +1,188 @@
+"""Opt-in header capture, credential redaction, and Timing-Allow-Origin next to Server-Timing."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask, Response
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+from flask_routetimer import ConfigError, RouteTimer
+from flask_routetimer.attributes import MAX_VALUE_LENGTH
+from flask_routetimer.headers import MAX_HEADERS
+
+SECRET = "s3cr3t-value"
+
+
+@pytest.fixture
+def make_header_app(make_app):
+    def factory(**config):
+        app, timer = make_app(**config)
+
+        @app.get("/h")
+        def h() -> Response:
+            response = Response("ok")
+            response.headers["X-Served-By"] = "node-1"
+            response.headers.add("X-Multi", "a")
+            response.headers.add("X-Multi", "b")
+            response.set_cookie("session", SECRET)
+            return response
+
+        return app
+
+    return factory
+
+
+def span_attributes(server_spans):
+    (span,) = server_spans()
+    return dict(span.attributes)
+
+
+def test_nothing_is_captured_by_default(make_header_app, server_spans):
+    """Without an allow-list no header, secret or not, becomes an attribute."""
+    app = make_header_app()
+    assert app.extensions["routetimer"].settings.headers is None  # no per-request work
+    app.test_client().get("/h", headers={"Authorization": SECRET, "X-Request-Id": "r1"})
+    attributes = span_attributes(server_spans)
+    assert not [key for key in attributes if ".header." in key]
+    assert SECRET not in repr(attributes)
+
+
+def test_allow_listed_headers_are_captured(make_header_app, server_spans):
+    """Allow-listed request and response headers become lists of values, names in lower case."""
+    app = make_header_app(
+        ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST=["X-Request-Id", "content-type"],
+        ROUTETIMER_CAPTURE_HEADERS_SERVER_RESPONSE="x-served-by, X-MULTI",
+    )
+    app.test_client().get(
+        "/h", headers={"X-Request-Id": "r1", "Content-Type": "text/plain", "X-Other": "no"}
+    )
+    attributes = span_attributes(server_spans)
+    assert attributes["http.request.header.x-request-id"] == ("r1",)
+    assert attributes["http.request.header.content-type"] == ("text/plain",)
+    assert attributes["http.response.header.x-served-by"] == ("node-1",)
+    assert attributes["http.response.header.x-multi"] == ("a", "b")
+    assert "http.request.header.x-other" not in attributes
+
+
+def test_credentials_are_redacted_even_when_allow_listed(make_header_app, server_spans):
+    """Authorization, Cookie, Set-Cookie, Proxy-Authorization: always REDACTED, even with '.*'."""
+    app = make_header_app(
+        ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST=".*",
+        ROUTETIMER_CAPTURE_HEADERS_SERVER_RESPONSE=[".*"],
+        ROUTETIMER_CAPTURE_HEADERS_SANITIZE=[],  # even an empty sanitize list keeps them
+    )
+    environ = EnvironBuilder(
+        path="/h",
+        headers={
+            "Authorization": f"Bearer {SECRET}",
+            "Proxy-Authorization": SECRET,
+            "X-Request-Id": "r1",
+        },
+    ).get_environ()
+    environ["HTTP_COOKIE"] = f"session={SECRET}"  # the test client's cookie jar would drop it
+    run_wsgi_app(app, environ, buffered=True)
+    attributes = span_attributes(server_spans)
+    assert SECRET not in repr(attributes)
+    for key in (
+        "http.request.header.authorization",
+        "http.request.header.cookie",
+        "http.request.header.proxy-authorization",
+        "http.response.header.set-cookie",
+    ):
+        assert attributes[key] == ("REDACTED",), key
+    assert attributes["http.request.header.x-request-id"] == ("r1",)
+
+
+def test_sanitize_list_redacts_more(make_header_app, server_spans):
+    """Names (or regexes) on the sanitize list are captured as REDACTED."""
+    app = make_header_app(
+        ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST=["x-.*"],
+        ROUTETIMER_CAPTURE_HEADERS_SANITIZE=["x-secret-.*"],
+    )
+    app.test_client().get("/h", headers={"X-Secret-Token": SECRET, "X-Api-Key": SECRET})
+    attributes = span_attributes(server_spans)
+    assert attributes["http.request.header.x-secret-token"] == ("REDACTED",)
+    # Set explicitly, the list replaces the default one (which has x-api-key).
+    assert attributes["http.request.header.x-api-key"] == (SECRET,)
+
+
+def test_default_sanitize_list_covers_api_keys(make_header_app, server_spans):
+    """By default the common credential headers are redacted too."""
+    app = make_header_app(ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST=["x-api-key"])
+    app.test_client().get("/h", headers={"X-Api-Key": SECRET})
+    assert span_attributes(server_spans)["http.request.header.x-api-key"] == ("REDACTED",)
+
+
+def test_otel_environment_variables_are_the_defaults(monkeypatch, make_header_app, server_spans):
+    """OpenTelemetry's OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_* seed the keys."""
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", "x-a,x-b")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE", "x-served-by")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", "x-b")
+    app = make_header_app()
+    app.test_client().get("/h", headers={"X-A": "1", "X-B": SECRET})
+    attributes = span_attributes(server_spans)
+    assert attributes["http.request.header.x-a"] == ("1",)
+    assert attributes["http.request.header.x-b"] == ("REDACTED",)
+    assert attributes["http.response.header.x-served-by"] == ("node-1",)
+    assert "authorization" in app.config["ROUTETIMER_CAPTURE_HEADERS_SANITIZE"]
+
+
+def test_captured_values_and_counts_are_bounded(make_header_app, server_spans):
+    """An overlong value is truncated and at most MAX_HEADERS headers are captured."""
+    app = make_header_app(ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST=["x-.*"])
+    headers = {f"X-H{index}": "v" for index in range(MAX_HEADERS + 20)}
+    headers["X-Long"] = "x" * (MAX_VALUE_LENGTH * 4)
+    app.test_client().get("/h", headers=headers)
+    captured = {k: v for k, v in span_attributes(server_spans).items() if ".header." in k}
+    assert len(captured) <= MAX_HEADERS
+    assert all(len(value) <= MAX_VALUE_LENGTH for values in captured.values() for value in values)
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST", 3, "must be a list of header names"),
+        ("ROUTETIMER_CAPTURE_HEADERS_SERVER_RESPONSE", ["ok", None], "must be a list of header"),
+        ("ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST", ["x-(oops"], "'x-(oops', which is neither"),
+        ("ROUTETIMER_CAPTURE_HEADERS_SANITIZE", {"a": 1}, "must be a list of header names"),
+        ("ROUTETIMER_TIMING_ALLOW_ORIGIN", 1, "must be None"),
+        ("ROUTETIMER_TIMING_ALLOW_ORIGIN", [], "must be None"),
+        ("ROUTETIMER_TIMING_ALLOW_ORIGIN", "https://a.example\r\nX: y", "must be None"),
+        ("ROUTETIMER_TIMING_ALLOW_ORIGIN", ["https://a.example, *"], "must be None"),
+    ],
+)
+def test_bad_values_raise_at_init_app(key, value, message):
+    """Wrong header lists or origins are reported at init_app, naming the key."""
+    app = Flask("bad")
+    app.config[key] = value
+    with pytest.raises(ConfigError, match=f"{key} .*{re.escape(message)}"):
+        RouteTimer(app)
+
+
+@pytest.mark.parametrize(
+    "origin, sent",
+    [
+        (None, None),
+        ("*", "*"),
+        ("https://a.example", "https://a.example"),
+        (["https://a.example", "https://b.example"], "https://a.example, https://b.example"),
+    ],
+)
+def test_timing_allow_origin_goes_with_server_timing(make_app, origin, sent):
+    """Timing-Allow-Origin is sent only when configured, and only next to Server-Timing."""
+    app, _ = make_app(ROUTETIMER_SERVER_TIMING=True, ROUTETIMER_TIMING_ALLOW_ORIGIN=origin)
+    app.add_url_rule("/", "index", lambda: "ok")
+    response = app.test_client().get("/")
+    assert response.headers.get("Server-Timing", "").startswith("app;dur=")
+    assert response.headers.get("Timing-Allow-Origin") == sent
+
+
+def test_no_timing_headers_outside_debug(make_app):
+    """Outside debug mode, neither Server-Timing nor Timing-Allow-Origin is sent by default."""
+    app, _ = make_app(ROUTETIMER_TIMING_ALLOW_ORIGIN="*")
+    app.add_url_rule("/", "index", lambda: "ok")
+    response = app.test_client().get("/")
+    assert "Server-Timing" not in response.headers
+    assert "Timing-Allow-Origin" not in response.headers
