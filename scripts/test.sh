@@ -11,6 +11,7 @@ bash scripts/bootstrap.sh
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 bash scripts/setup-phoenix.sh
+bash scripts/setup-instrument.sh
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1; then
   E2E_REQUIRED=1 exec bash scripts/in-netns.sh .venv/bin/python -m pytest "$@"
 fi
