@@ -3,7 +3,8 @@
 #
 # As root (CI, the dev machines here) pytest runs inside a private network namespace with only
 # loopback (scripts/in-netns.sh), where the end-to-end tests start a real Arize Phoenix; there
-# they are required. Elsewhere they are skipped with the reason.
+# they are required. Elsewhere they are skipped with the reason. The coexistence test runs the
+# example app under opentelemetry-instrument from .venv-instrument/ (scripts/setup-instrument.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
