@@ -266,7 +266,7 @@ def test_gunicorn_workers(phoenix: Phoenix, protocol: str, preload: bool) -> Non
     cmd = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"{LOOPBACK}:{port}"]
     cmd += ["--preload"] if preload else []
     if any(setting.name == "control_socket_disable" for setting in KNOWN_SETTINGS):
-        cmd += ["--no-control-socket"]  # gunicorn 24+ would put a socket in $HOME
+        cmd += ["--no-control-socket"]  # else newer gunicorn puts a socket in $HOME
     cmd += ["example_app:create_app()"]
     env = otel_env(phoenix, protocol, project, OTEL_BSP_SCHEDULE_DELAY="600000")
     log = ARTIFACTS / f"{project}.log"
