@@ -2,21 +2,26 @@
 
 Run it with ``bash scripts/run-example.sh`` (see the README). Every request is printed as a span
 by the OpenTelemetry SDK's console exporter, with the ``timer.timed`` child spans nested inside.
+The SDK is set up by ``configure_sdk()`` from the standard ``OTEL_*`` variables, so one variable
+(``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``) also sends the same
+spans to a trace backend; see docs/BACKENDS.md.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, Optional
 
 from flask import Flask, Response, abort, jsonify, request, stream_with_context
-from opentelemetry.sdk.resources import Resource
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 
-from flask_routetimer import RouteTimer, RouteTiming, request_timed
+from flask_routetimer import RouteTimer, RouteTiming, configure_sdk, request_timed
 
 from . import model
 
@@ -34,10 +39,23 @@ def one_line(span: ReadableSpan) -> str:
     )
 
 
-def console_tracer_provider() -> TracerProvider:
-    """SDK provider printing each span as it ends: no other service needed to see timings."""
-    provider = TracerProvider(resource=Resource.create({"service.name": "example-ml-api"}))
-    provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(formatter=one_line)))
+#: SDK providers that already print one line per span (create_app may run twice per process).
+_printing: weakref.WeakSet[TracerProvider] = weakref.WeakSet()
+
+
+def sdk_tracer_provider() -> trace.TracerProvider:
+    """The global provider from ``OTEL_*`` variables, printing one console line per span.
+
+    ``configure_sdk()`` keeps a provider that is already configured (``opentelemetry-instrument``,
+    an earlier call) and otherwise builds one whose exporters the environment chooses, e.g. OTLP
+    when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set. The console line is added to any SDK provider,
+    so the terminal shows each span whether or not it also goes to a backend.
+    """
+    os.environ.setdefault("OTEL_SERVICE_NAME", "example-ml-api")
+    provider = configure_sdk().tracer_provider or trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider) and provider not in _printing:
+        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(formatter=one_line)))
+        _printing.add(provider)
     return provider
 
 
@@ -53,6 +71,7 @@ def register_routes(app: Flask, timer: RouteTimer) -> None:
     @app.get("/")
     def index() -> Any:
         return jsonify(
+            pid=os.getpid(),  # which gunicorn worker answered
             routes=sorted(str(rule) for rule in app.url_map.iter_rules()),
             try_it='curl -X POST localhost:5000/v1/predict/ -H "Content-Type: application/json" '
             '-d \'{"text": "flask is fun"}\'',
@@ -116,9 +135,11 @@ def loopback_only() -> bool:
 
 
 def create_app(
-    tracer_provider: Optional[TracerProvider] = None, config: Optional[Mapping[str, Any]] = None
+    tracer_provider: Optional[trace.TracerProvider] = None,
+    config: Optional[Mapping[str, Any]] = None,
 ) -> Flask:
-    """App factory; tests pass their own provider and config, ``flask run`` gets the console one.
+    """App factory; tests pass their own provider and config, otherwise the SDK is set up from
+    ``OTEL_*`` variables (see docs/BACKENDS.md).
 
     The dashboard is on even without debug mode, guarded by :func:`loopback_only`.
     """
@@ -128,8 +149,8 @@ def create_app(
     app.config.setdefault("ROUTETIMER_DASHBOARD", True)
     app.config.setdefault("ROUTETIMER_DASHBOARD_AUTH", loopback_only)
     if tracer_provider is None:
-        tracer_provider = console_tracer_provider()
         logging.basicConfig(level=logging.INFO, format="%(message)s")
+        tracer_provider = sdk_tracer_provider()
     timer = RouteTimer(tracer_provider=tracer_provider)
     timer.init_app(app)
     register_routes(app, timer)

@@ -3,7 +3,8 @@
 #
 # As root (CI, the dev machines here) pytest runs inside a private network namespace with only
 # loopback (scripts/in-netns.sh), where the end-to-end tests start a real Arize Phoenix; there
-# they are required. Elsewhere they are skipped with the reason.
+# they are required. Elsewhere they are skipped with the reason. The coexistence test runs the
+# example app under opentelemetry-instrument from .venv-instrument/ (scripts/setup-instrument.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -12,6 +13,8 @@ bash scripts/bootstrap.sh
 .venv/bin/mypy
 bash scripts/check-package.sh
 bash scripts/test-lowest.sh -q
+# The benchmarks must keep running (figures are printed, never asserted): a quick smoke run.
+PYTHON=.venv/bin/python bash scripts/bench-smoke.sh
 # The browser tests drive Debian's chromium; install it when we may (never a browser download).
 if ! command -v chromium >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
@@ -19,6 +22,7 @@ if ! command -v chromium >/dev/null; then
   fi
 fi
 bash scripts/setup-phoenix.sh
+bash scripts/setup-instrument.sh
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1; then
   E2E_REQUIRED=1 exec bash scripts/in-netns.sh .venv/bin/python -m pytest "$@"
 fi
