@@ -215,7 +215,9 @@ class AppState:
             return
         try:
             self._detach(record)  # a second teardown (stream_with_context) finds nothing
-            if exc is not None and record.exception is None:
+            # GeneratorExit: the server closed a stream_with_context body early (Flask < 3.1
+            # tears down with it); that is the client going away, not an error of the app.
+            if exc is not None and record.exception is None and not isinstance(exc, GeneratorExit):
                 self._note_exception(record, exc)
         except Exception as error:
             report("tearing down a request span", error)
