@@ -28,7 +28,7 @@ from . import attributes as attrs
 from ._body import WatchedBody, sends_body
 from ._fence import report
 from .config import Settings
-from .metrics import active_attributes, duration_attributes
+from .metrics import ActiveKey
 from .signals import request_timed
 from .stats import RouteStatsTable
 from .timing import RouteTiming
@@ -69,24 +69,27 @@ class EnvironGetter(Getter[Mapping[str, Any]]):
 
 
 ENVIRON_GETTER = EnvironGetter()
-_propagation_keys: dict[int, tuple[object, frozenset[str]]] = {}
+_propagation_keys: dict[int, tuple[object, tuple[str, ...]]] = {}
 
 
-def propagation_keys(propagator: TextMapPropagator) -> frozenset[str]:
+def propagation_keys(propagator: TextMapPropagator) -> tuple[str, ...]:
     """Environ keys of the headers the propagator reads, computed once per propagator."""
     cached = _propagation_keys.get(id(propagator))
     if cached is None or cached[0] is not propagator:
-        keys = frozenset("HTTP_" + name.upper().replace("-", "_") for name in propagator.fields)
+        keys = tuple(
+            sorted({"HTTP_" + name.upper().replace("-", "_") for name in propagator.fields})
+        )
         cached = _propagation_keys[id(propagator)] = (propagator, keys)
     return cached[1]
 
 
-def extract_parent(environ: Mapping[str, Any]) -> otel_context.Context:
-    """The remote parent from propagation headers; no parsing when there are none."""
+def extract_parent(environ: Mapping[str, Any]) -> Optional[otel_context.Context]:
+    """The remote parent from propagation headers; None (no parsing) when there are none."""
     propagator = propagate.get_global_textmap()
-    if not any(key in environ for key in propagation_keys(propagator)):
-        return otel_context.Context()
-    return propagator.extract(environ, getter=ENVIRON_GETTER)
+    for key in propagation_keys(propagator):
+        if key in environ:
+            return propagator.extract(environ, getter=ENVIRON_GETTER)
+    return None
 
 
 class RouteInfo:
@@ -115,7 +118,7 @@ class RequestRecord:
         "thread",
         "start",
         "context",
-        "metric_attributes",
+        "metric_key",
         "protocol",
         "status_code",
         "exception",
@@ -135,7 +138,7 @@ class RequestRecord:
         self.token: Optional[object] = None
         self.thread = threading.get_ident()
         self.start = start
-        self.metric_attributes: Optional[dict[str, Any]] = None  # set when metrics are active
+        self.metric_key: Optional[ActiveKey] = None  # set when counted in active requests
         self.protocol: Optional[str] = None
         self.status_code: Optional[int] = None
         self.exception: Optional[BaseException] = None
@@ -251,11 +254,10 @@ class AppState:
         return record
 
     def _count_in(self, record: RequestRecord, environ: Mapping[str, Any]) -> None:
-        scheme = environ.get("wsgi.url_scheme", "http")
-        metric_attributes = active_attributes(record.info.method, scheme)
+        key = (record.info.method, environ.get("wsgi.url_scheme", "http"))
         record.protocol = attrs.protocol_version(environ)
-        self.timer.metrics.started(metric_attributes)
-        record.metric_attributes = metric_attributes  # only now: counted in, so count out
+        self.timer.metrics.started(key)
+        record.metric_key = key  # only now: counted in, so count out
 
     def attach_trace_buffer(self) -> None:
         """Give the trace buffer to the SDK provider in use, once one is configured."""
@@ -279,6 +281,9 @@ class AppState:
     ) -> None:
         """Start the span under the right parent and make it current."""
         info = record.info
+        if not self.timer.tracing_active():
+            self._pass_through(record, environ)
+            return
         outer = trace.get_current_span()
         if outer.get_span_context().is_valid:
             # A WSGI middleware (or opentelemetry-instrument) already traces this request.
@@ -291,27 +296,30 @@ class AppState:
         else:
             parent = extract_parent(environ)
             kind = SpanKind.SERVER
-        if not self.timer.tracing_active():
-            # No SDK: pass the caller's trace on unchanged, build no attributes nobody reads.
-            remote = trace.get_current_span(parent).get_span_context()
-            if parent is not None and remote.is_valid:  # else nothing to propagate or attach
-                record.span = trace.NonRecordingSpan(remote)
-                record.context = trace.set_span_in_context(record.span, parent)
-                record.token = otel_context.attach(record.context)
-            return
+        # All attributes at start: one pass through the SDK's attribute checks, and samplers
+        # see them all.
+        attributes = attrs.request_attributes(environ, info.method, original, info.route)
+        attributes.update(attrs.detail_attributes(environ, info.endpoint, info.blueprint))
+        if self.settings.headers is not None:
+            attributes.update(self.settings.headers.request_attributes(environ))
         span = record.span = self.timer.tracer.start_span(
-            info.name,
-            context=parent,
-            kind=kind,
-            attributes=attrs.request_attributes(environ, info.method, original, info.route),
+            info.name, context=parent, kind=kind, attributes=attributes
         )
         # From here on the span is the record's, so finish() ends it whatever fails below.
-        if span.is_recording():
-            span.set_attributes(attrs.detail_attributes(environ, info.endpoint, info.blueprint))
-            if self.settings.headers is not None:
-                span.set_attributes(self.settings.headers.request_attributes(environ))
         record.context = trace.set_span_in_context(span, parent)
         record.token = otel_context.attach(record.context)
+
+    def _pass_through(self, record: RequestRecord, environ: Mapping[str, Any]) -> None:
+        """No SDK: build nothing nobody reads, but pass a caller's trace context on."""
+        parent = extract_parent(environ)
+        if parent is None or trace.get_current_span().get_span_context().is_valid:
+            return  # no caller's context, or an outer span is current already
+        remote = trace.get_current_span(parent).get_span_context()
+        if remote.is_valid:
+            record.span = trace.NonRecordingSpan(remote)
+            parent = trace.set_span_in_context(record.span, parent)
+        record.context = parent
+        record.token = otel_context.attach(parent)  # the trace id and baggage flow on
 
     def _note_exception(self, record: RequestRecord, exception: BaseException) -> None:
         record.exception = exception
@@ -369,9 +377,9 @@ class AppState:
             recorded = self._end_span(record)
         except Exception as exc:
             report("ending a request span", exc)
-        if record.metric_attributes is not None:
+        if record.metric_key is not None:
             try:
-                self._record_metrics(record, record.metric_attributes, duration)
+                self._record_metrics(record, record.metric_key, duration)
             except Exception as exc:
                 report("recording request metrics", exc)
         failed = record.exception is not None or (record.status_code or 0) >= 500
@@ -382,17 +390,16 @@ class AppState:
         if request_timed.receivers:
             self._publish(record, duration, recorded)
 
-    def _record_metrics(
-        self, record: RequestRecord, active: dict[str, Any], duration: float
-    ) -> None:
-        attributes = duration_attributes(
-            active,
+    def _record_metrics(self, record: RequestRecord, key: ActiveKey, duration: float) -> None:
+        metrics = self.timer.metrics
+        attributes = metrics.duration_attributes(
+            key,
             record.info.route,
             record.status_code,
             record.protocol,
             attrs.error_type(record.exception, record.status_code),
         )
-        self.timer.metrics.finished(active, attributes, duration, record.context)
+        metrics.finished(key, attributes, duration, record.context)
 
     def _end_span(self, record: RequestRecord) -> bool:
         """End the span with the response's attributes; True if it was being recorded."""

@@ -28,13 +28,20 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 
 MetricAttributes = dict[str, Any]
 
 
+#: (http.request.method, url.scheme): the attributes of ``http.server.active_requests``.
+ActiveKey = tuple[str, str]
+#: Distinct duration attribute sets cached; far more than an app's routes x statuses.
+MAX_CACHED_ATTRIBUTE_SETS = 4096
+
+
 class RequestMetrics:
     """``http.server.request.duration`` and ``http.server.active_requests``.
 
     Without an explicit provider the meter is the API's proxy, which binds to the global
     provider whenever that is configured. Active requests are counted in a plain dict and
     observed by the SDK only when it collects: an up-down counter whose value is read at export
-    instead of two synchronous measurements on every request.
+    instead of two synchronous measurements on every request. Attribute dicts are built once per
+    distinct set and reused (they are low-cardinality by design, and never mutated).
     """
 
     def __init__(self, meter_provider: Optional[metrics.MeterProvider], schema_url: str) -> None:
@@ -45,8 +52,9 @@ class RequestMetrics:
             description="Duration of HTTP server requests.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        self._active: dict[tuple[Any, ...], int] = {}
+        self._active: dict[ActiveKey, int] = {}
         self._active_lock = threading.Lock()
+        self._attribute_sets: dict[tuple[Any, ...], MetricAttributes] = {}
         self.active = meter.create_observable_up_down_counter(
             HTTP_SERVER_ACTIVE_REQUESTS,
             callbacks=[self._observe_active],
@@ -57,26 +65,42 @@ class RequestMetrics:
     def _observe_active(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._active_lock:
             counts = list(self._active.items())
-        return [Observation(count, dict(key)) for key, count in counts]
+        return [Observation(count, active_attributes(*key)) for key, count in counts]
 
-    def _count(self, attributes: MetricAttributes, delta: int) -> None:
-        key = tuple(attributes.items())
+    def _count(self, key: ActiveKey, delta: int) -> None:
         with self._active_lock:
             self._active[key] = self._active.get(key, 0) + delta
 
-    def started(self, attributes: MetricAttributes) -> None:
-        self._count(attributes, 1)
+    def started(self, key: ActiveKey) -> None:
+        self._count(key, 1)
+
+    def duration_attributes(
+        self,
+        key: ActiveKey,
+        route: Optional[str],
+        status_code: Optional[int],
+        protocol_version: Optional[str],
+        error_type: Optional[str],
+    ) -> MetricAttributes:
+        """The (cached) attributes of one ``http.server.request.duration`` point."""
+        cache_key = (key, route, status_code, protocol_version, error_type)
+        attributes = self._attribute_sets.get(cache_key)
+        if attributes is None:
+            attributes = duration_attributes(key, route, status_code, protocol_version, error_type)
+            if len(self._attribute_sets) < MAX_CACHED_ATTRIBUTE_SETS:
+                self._attribute_sets[cache_key] = attributes
+        return attributes
 
     def finished(
         self,
-        active_attributes: MetricAttributes,
-        duration_attributes: MetricAttributes,
+        key: ActiveKey,
+        attributes: MetricAttributes,
         duration: float,
         context: Optional[Context],
     ) -> None:
         """Count the request out and record its duration, linked to its trace for exemplars."""
-        self._count(active_attributes, -1)
-        self.duration.record(duration, duration_attributes, context=context)
+        self._count(key, -1)
+        self.duration.record(duration, attributes, context=context)
 
 
 def active_attributes(method: str, scheme: str) -> MetricAttributes:
@@ -85,14 +109,14 @@ def active_attributes(method: str, scheme: str) -> MetricAttributes:
 
 
 def duration_attributes(
-    active: MetricAttributes,
+    key: ActiveKey,
     route: Optional[str],
     status_code: Optional[int],
     protocol_version: Optional[str],
     error_type: Optional[str],
 ) -> MetricAttributes:
     """The attributes of ``http.server.request.duration``: low-cardinality ones only."""
-    attributes = dict(active)
+    attributes = active_attributes(*key)
     if route is not None:
         attributes[HTTP_ROUTE] = route
     if status_code is not None:
