@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gunicorn.config import KNOWN_SETTINGS  # type: ignore[import-untyped]
+
 from benchmarks.apps import RouteTimerUnavailable, load_routetimer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +72,8 @@ def start_server(variant: str, workers: int, threads: int) -> Server:
         "-b", f"127.0.0.1:{port}", "--log-level", "warning",
         "benchmarks.apps:wsgi_from_env()",
     ]  # fmt: skip
+    if any(setting.name == "control_socket_disable" for setting in KNOWN_SETTINGS):
+        cmd.insert(-1, "--no-control-socket")  # else gunicorn 25+ shares a socket in $HOME
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env)
     return Server(variant, port, proc)
 
