@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from werkzeug.serving import make_server
 
 from example_app import create_app
-from example_app.load import send
+from example_app.load import PLAN, send
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -100,14 +100,7 @@ def site() -> Iterator[str]:
     provider = TracerProvider()
     app = create_app(tracer_provider=provider, config={"PROPAGATE_EXCEPTIONS": False})
     with serve(app) as base_url:
-        plan = [
-            ("POST", "/v1/predict/", {"text": "flask makes small services easy"}),
-            ("POST", "/v2/predict/", {"text": "Timing, from the OUTSIDE!"}),
-            ("GET", "/v1/stream?text=one+two+three", None),
-            ("GET", "/v1/fail", None),
-            ("POST", "/v1/predict/", {}),
-        ]
-        traffic(base_url, plan * 3)
+        traffic(base_url, PLAN * 3)
         yield base_url
     provider.shutdown()
 
