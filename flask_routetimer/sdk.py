@@ -54,8 +54,14 @@ class SdkSetup:
             if signal in self.kept:
                 parts.append(f"{signal}: the provider already configured is kept")
             else:
-                names = self.exporters.get(signal) or ["nowhere (in-process only)"]
-                parts.append(f"{signal} go to {', '.join(names)}{_endpoint(signal, names)}")
+                names = self.exporters.get(signal, [])
+                if names:
+                    parts.append(f"{signal} go to {', '.join(names)}{_endpoint(signal, names)}")
+                else:
+                    parts.append(
+                        f"{signal} stay in this process (set OTEL_EXPORTER_OTLP_ENDPOINT or "
+                        f"OTEL_{signal.upper()}_EXPORTER to export them)"
+                    )
         return "flask-routetimer: " + "; ".join(parts) + "."
 
 
