@@ -148,6 +148,8 @@ def rss_child(variant: str, n: int) -> dict[str, Any]:
     rss_end = vm_rss_kib()
     elapsed = time.perf_counter() - t0
     points = metric_points(pipeline)
+    app = getattr(wsgi, "__self__", None)  # the Flask app of its bound wsgi_app
+    state = app.extensions.get("routetimer") if app is not None else None
     if pipeline is not None:
         pipeline.shutdown()
     return {
@@ -156,6 +158,7 @@ def rss_child(variant: str, n: int) -> dict[str, Any]:
         "growth_mib": None if rss_warm is None or rss_end is None
         else (rss_end - rss_warm) / 1024.0,
         "metric_points": points,
+        "stats_rows": None if state is None else len(state.stats),
     }  # fmt: skip
 
 
@@ -201,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nRSS: {n} distinct URLs (half /items/<i>, half 404 /nope/<i>), fresh process each")
         header = (
             f"{'variant':10} {'RSS warm MiB':>13} {'RSS end MiB':>12} {'growth MiB':>11} "
-            f"{'metric pts':>10} {'us/req':>8}"
+            f"{'metric pts':>10} {'stats rows':>10} {'us/req':>8}"
         )
         print(header)
         rss: dict[str, Any] = {}
@@ -216,10 +219,12 @@ def main(argv: list[str] | None = None) -> int:
 
             growth = row["growth_mib"]
             points = row["metric_points"]
+            rows = row["stats_rows"]
             print(
                 f"{variant:10} {mib(row['rss_warm_kib']):>13} {mib(row['rss_end_kib']):>12} "
                 f"{'n/a' if growth is None else f'{growth:.2f}':>11} "
-                f"{'-' if points is None else points:>10} {1e6 * row['seconds'] / n:8.1f}",
+                f"{'-' if points is None else points:>10} {'-' if rows is None else rows:>10} "
+                f"{1e6 * row['seconds'] / n:8.1f}",
                 flush=True,
             )
         out["rss"] = rss
