@@ -171,6 +171,22 @@ def make_bare() -> Flask:
     return app
 
 
+def make_hooks_floor() -> Flask:
+    """Bare Flask plus three no-op receivers on the signals a hook-based timer needs
+    (request_started, request_finished, request_tearing_down): the least any extension that
+    times from Flask's hooks can cost, before it does any work."""
+    from flask import signals
+
+    app = make_bare()
+
+    def nothing(sender: Any, **extra: Any) -> None:
+        return None
+
+    for signal in (signals.request_started, signals.request_finished, signals.request_tearing_down):
+        signal.connect(nothing, app, weak=False)
+    return app
+
+
 def load_routetimer() -> Any:
     """Return the RouteTimer class, importing flask_routetimer lazily."""
     try:

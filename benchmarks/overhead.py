@@ -28,6 +28,7 @@ from benchmarks.apps import (
     RouteTimerUnavailable,
     WSGIApp,
     make_app,
+    make_hooks_floor,
     make_pipeline,
 )
 
@@ -130,6 +131,11 @@ def build_cells(pipelines: dict[str, Pipeline]) -> tuple[list[Cell], list[str]]:
     for route in ("hello", "item", "health", "exempt"):
         cells.append(
             Cell(f"bare/{route}", "bare", "-", route, bare.wsgi_app, make_environ(PATHS[route]))
+        )
+    hooks = make_hooks_floor()
+    for route in ("hello", "exempt"):
+        cells.append(
+            Cell(f"hooks/{route}", "hooks", "-", route, hooks.wsgi_app, make_environ(PATHS[route]))
         )
     for pname, pipeline in pipelines.items():
         for variant in INSTRUMENTED:
@@ -282,6 +288,7 @@ def report(cells: list[Cell], pipelines: dict[str, Pipeline]) -> dict[str, Any]:
     cases["routetimer excluded (/health)"] = pct("routetimer/batch/health")
     cases["routetimer exempt (/exempt)"] = pct("routetimer/batch/exempt")
     cases["otel excluded (/health)"] = pct("otel/batch/health")
+    cases["hooks floor: 3 no-op signal receivers"] = pct("hooks/hello")
 
     print("\nratios of overheads (routetimer/otel < 1 means routetimer is cheaper):")
     for key, value in ratios.items():
