@@ -128,9 +128,7 @@ class RequestRecord:
         "slot",
     )
 
-    def __init__(
-        self, app: Flask, info: RouteInfo, environ: Mapping[str, Any], start: float
-    ) -> None:
+    def __init__(self, app: Flask, info: RouteInfo, start: float) -> None:
         self.app = app
         self.info = info
         self.span: trace.Span = trace.INVALID_SPAN
@@ -240,7 +238,7 @@ class AppState:
             return None
         if not self._buffer_attached:
             self.attach_trace_buffer()
-        record = RequestRecord(app, info, environ, start)
+        record = RequestRecord(app, info, start)
         try:
             self._open_span(record, environ, original)
         except Exception as exc:
