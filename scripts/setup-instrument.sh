@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv-instrument/ (gitignored): this project plus opentelemetry-distro and the Flask
-# instrumentation, for the coexistence test (tests/test_coexistence.py).
+# Create .venv-instrument/ (gitignored): this project (with its test extra) plus
+# opentelemetry-distro and the Flask instrumentation, for the coexistence test
+# (tests/test_coexistence.py) and the benchmarks, which compare against that instrumentation.
 #
 # Why a separate venv: the contrib packages pin an older semantic-conventions beta than the
 # newest SDK needs, so together they would hold the main .venv back on an older SDK (see
@@ -28,7 +29,7 @@ fi
 echo "setup-instrument: installing opentelemetry-distro into $venv (log: $log)"
 rm -rf "$venv"
 "$python" -m venv "$venv"
-if ! "$venv/bin/python" -m pip install --disable-pip-version-check -e "$root" -r "$req" \
+if ! "$venv/bin/python" -m pip install --disable-pip-version-check -e "$root[test]" -r "$req" \
         >"$log" 2>&1 \
     || ! "$venv/bin/python" -m pip check >>"$log" 2>&1; then
     grep -v "^WARNING: Location 'file://" "$log" | tail -n 40 >&2

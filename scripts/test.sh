@@ -13,8 +13,6 @@ bash scripts/bootstrap.sh
 .venv/bin/mypy
 bash scripts/check-package.sh
 bash scripts/test-lowest.sh -q
-# The benchmarks must keep running (figures are printed, never asserted): a quick smoke run.
-PYTHON=.venv/bin/python bash scripts/bench-smoke.sh
 # The browser tests drive Debian's chromium; install it when we may (never a browser download).
 if ! command -v chromium >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
@@ -23,6 +21,9 @@ if ! command -v chromium >/dev/null; then
 fi
 bash scripts/setup-phoenix.sh
 bash scripts/setup-instrument.sh
+# The benchmarks must keep running (figures are printed, never asserted): a quick smoke run, in
+# the venv that also has the OpenTelemetry Flask instrumentation they compare against.
+PYTHON=.venv-instrument/bin/python bash scripts/bench-smoke.sh
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1; then
   E2E_REQUIRED=1 exec bash scripts/in-netns.sh .venv/bin/python -m pytest "$@"
 fi
