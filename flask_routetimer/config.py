@@ -69,17 +69,12 @@ def set_defaults(config: MutableMapping[str, Any], environ: Mapping[str, str]) -
     config.setdefault("ROUTETIMER_DASHBOARD_AUTH", None)
     config.setdefault("ROUTETIMER_CONFIGURE_SDK", False)
     for key, name in CAPTURE_HEADERS_ENV.items():
-        extra = split_names(environ.get(name, ""))
+        extra = string_list(name, environ.get(name, ""), "header names")
         if key == SANITIZE_HEADERS:
             config.setdefault(key, [*header_capture.DEFAULT_SANITIZE, *extra])
         else:
             config.setdefault(key, extra)
     config.setdefault("ROUTETIMER_TIMING_ALLOW_ORIGIN", None)
-
-
-def split_names(value: str) -> list[str]:
-    """``"a, b,,c"`` -> ``["a", "b", "c"]``, as OpenTelemetry reads its variables."""
-    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def require_bool(key: str, value: Any) -> bool:
@@ -125,27 +120,41 @@ def optional_callable(key: str, value: Any) -> Optional[Callable[[], bool]]:
     return cast(Optional[Callable[[], bool]], value)
 
 
-def compile_patterns(key: str, value: Any) -> Optional[re.Pattern[str]]:
-    """Compile a list of regexes (or one comma-separated string) into a single pattern."""
-    if value is None or value == "":
-        return None
+def string_list(key: str, value: Any, what: str) -> list[str]:
+    """A list of strings, or one comma-separated string (as env variables are); blanks dropped."""
+    if value is None:
+        return []
     if isinstance(value, str):
-        patterns = [part.strip() for part in value.split(",")]
-    elif isinstance(value, (list, tuple)) and all(isinstance(part, str) for part in value):
-        patterns = [part.strip() for part in value]
+        parts = value.split(",")
+    elif isinstance(value, (list, tuple, set, frozenset)) and all(
+        isinstance(part, str) for part in value
+    ):
+        parts = list(value)
     else:
         raise ConfigError(
-            f"{key} must be a list of regular expressions or a comma-separated string, "
-            f"got {value!r} ({type(value).__name__})."
+            f"{key} must be {what}, or a comma-separated string; got {value!r} "
+            f"({type(value).__name__})."
         )
-    patterns = [part for part in patterns if part]
+    return [part.strip() for part in parts if part.strip()]
+
+
+def valid_regexes(key: str, patterns: list[str], what: str) -> list[str]:
+    """Refuse, naming the key, any entry that is not a valid regular expression."""
     for pattern in patterns:
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ConfigError(
-                f"{key} contains {pattern!r}, which is not a valid regular expression: {exc}."
-            ) from None
+            raise ConfigError(f"{key} contains {pattern!r}, which is {what}: {exc}.") from None
+    return patterns
+
+
+def compile_patterns(key: str, value: Any) -> Optional[re.Pattern[str]]:
+    """Compile a list of regexes (or one comma-separated string) into a single pattern."""
+    patterns = valid_regexes(
+        key,
+        string_list(key, value, "a list of regular expressions"),
+        "not a valid regular expression",
+    )
     if not patterns:
         return None
     return re.compile("|".join(f"(?:{pattern})" for pattern in patterns))
@@ -153,29 +162,16 @@ def compile_patterns(key: str, value: Any) -> Optional[re.Pattern[str]]:
 
 def header_patterns(key: str, value: Any) -> list[str]:
     """A list of header names or case-insensitive regexes (or one comma-separated string)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        names = split_names(value)
-    elif isinstance(value, (list, tuple, set, frozenset)) and all(
-        isinstance(name, str) for name in value
-    ):
-        names = [name.strip() for name in value if name.strip()]
-    else:
-        raise ConfigError(
-            f"{key} must be a list of header names (or regular expressions matching whole "
-            f"names, such as 'x-request-id' or 'x-.*'), or a comma-separated string; got "
-            f"{value!r} ({type(value).__name__})."
-        )
-    for name in names:
-        try:
-            re.compile(name)
-        except re.error as exc:
-            raise ConfigError(
-                f"{key} contains {name!r}, which is neither a header name nor a valid regular "
-                f"expression: {exc}."
-            ) from None
-    return names
+    return valid_regexes(
+        key,
+        string_list(
+            key,
+            value,
+            "a list of header names (or regular expressions matching whole names, such as "
+            "'x-request-id' or 'x-.*')",
+        ),
+        "neither a header name nor a valid regular expression",
+    )
 
 
 def timing_allow_origin(key: str, value: Any) -> Optional[str]:
