@@ -390,13 +390,9 @@ class AppState:
 
     def _record_metrics(self, record: RequestRecord, key: ActiveKey, duration: float) -> None:
         metrics = self.timer.metrics
-        attributes = metrics.duration_attributes(
-            key,
-            record.info.route,
-            record.status_code,
-            record.protocol,
-            attrs.error_type(record.exception, record.status_code),
-        )
+        error_type = attrs.error_type(record.exception, record.status_code)
+        point = (key, record.info.route, record.status_code, record.protocol, error_type)
+        attributes = metrics.duration_attributes(point)
         metrics.finished(key, attributes, duration, record.context)
 
     def _end_span(self, record: RequestRecord) -> bool:

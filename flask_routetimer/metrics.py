@@ -30,6 +30,8 @@ MetricAttributes = dict[str, Any]
 
 #: (http.request.method, url.scheme): the attributes of ``http.server.active_requests``.
 ActiveKey = tuple[str, str]
+#: (active key, http.route, http.response.status_code, network.protocol.version, error.type).
+DurationKey = tuple[ActiveKey, Optional[str], Optional[int], Optional[str], Optional[str]]
 #: Distinct duration attribute sets cached; far more than an app's routes x statuses.
 MAX_CACHED_ATTRIBUTE_SETS = 4096
 
@@ -54,7 +56,7 @@ class RequestMetrics:
         )
         self._active: dict[ActiveKey, int] = {}
         self._active_lock = threading.Lock()
-        self._attribute_sets: dict[tuple[Any, ...], MetricAttributes] = {}
+        self._attribute_sets: dict[DurationKey, MetricAttributes] = {}
         self.active = meter.create_observable_up_down_counter(
             HTTP_SERVER_ACTIVE_REQUESTS,
             callbacks=[self._observe_active],
@@ -74,21 +76,13 @@ class RequestMetrics:
     def started(self, key: ActiveKey) -> None:
         self._count(key, 1)
 
-    def duration_attributes(
-        self,
-        key: ActiveKey,
-        route: Optional[str],
-        status_code: Optional[int],
-        protocol_version: Optional[str],
-        error_type: Optional[str],
-    ) -> MetricAttributes:
+    def duration_attributes(self, point: DurationKey) -> MetricAttributes:
         """The (cached) attributes of one ``http.server.request.duration`` point."""
-        cache_key = (key, route, status_code, protocol_version, error_type)
-        attributes = self._attribute_sets.get(cache_key)
+        attributes = self._attribute_sets.get(point)
         if attributes is None:
-            attributes = duration_attributes(key, route, status_code, protocol_version, error_type)
+            attributes = duration_attributes(point)
             if len(self._attribute_sets) < MAX_CACHED_ATTRIBUTE_SETS:
-                self._attribute_sets[cache_key] = attributes
+                self._attribute_sets[point] = attributes
         return attributes
 
     def finished(
@@ -108,14 +102,9 @@ def active_attributes(method: str, scheme: str) -> MetricAttributes:
     return {HTTP_REQUEST_METHOD: method, URL_SCHEME: scheme}
 
 
-def duration_attributes(
-    key: ActiveKey,
-    route: Optional[str],
-    status_code: Optional[int],
-    protocol_version: Optional[str],
-    error_type: Optional[str],
-) -> MetricAttributes:
+def duration_attributes(point: DurationKey) -> MetricAttributes:
     """The attributes of ``http.server.request.duration``: low-cardinality ones only."""
+    key, route, status_code, protocol_version, error_type = point
     attributes = active_attributes(*key)
     if route is not None:
         attributes[HTTP_ROUTE] = route
