@@ -115,3 +115,14 @@ def test_gunicorn_preload_recipe_exports_spans_from_workers() -> None:
         output, _ = server.communicate(timeout=60)
     assert '"name": "GET /hello/<name>"' in output, output
     assert '"name": "greeting"' in output, output
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+@pytest.mark.parametrize("markdown", MARKDOWN, ids=lambda path: path.name)
+def test_relative_links_resolve(markdown: Path) -> None:
+    """Every relative link or image in the README and docs points at a file that exists."""
+    targets = [t for t in LINK.findall(markdown.read_text()) if "://" not in t]
+    missing = [t for t in targets if not (markdown.parent / t).exists()]
+    assert not missing, f"{markdown.name} links to missing files: {missing}"
