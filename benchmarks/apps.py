@@ -18,6 +18,7 @@ per-worker SDK pipeline (BatchSpanProcessor to a no-op exporter, in-memory metri
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -321,3 +322,10 @@ def wsgi_from_env() -> Flask:
     except RouteTimerUnavailable:
         print("flask-routetimer not importable: skipped", file=sys.stderr)
         raise
+
+
+def write_json(path: str, figures: Any) -> None:
+    """Write a benchmark's figures for later comparison (``--json PATH``)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(figures, fh, indent=2)
+    print(f"wrote {path}")

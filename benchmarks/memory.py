@@ -32,6 +32,7 @@ from benchmarks.apps import (
     load_routetimer,
     make_app,
     make_pipeline,
+    write_json,
 )
 from benchmarks.overhead import make_environ, start_response
 
@@ -230,9 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         out["rss"] = rss
 
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(out, fh, indent=2)
-        print(f"wrote {args.json}")
+        write_json(args.json, out)
     return 0
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import gc
 import io
-import json
 import os
 import platform
 import random
@@ -30,6 +29,7 @@ from benchmarks.apps import (
     make_app,
     make_hooks_floor,
     make_pipeline,
+    write_json,
 )
 
 PATHS = {
@@ -355,9 +355,7 @@ def main(argv: list[str] | None = None) -> int:
                 "python": platform.python_version(),
             }
         )
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(result, fh, indent=2)
-        print(f"wrote {args.json}")
+        write_json(args.json, result)
     return 0
 
 

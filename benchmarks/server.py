@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import random
 import re
@@ -31,7 +30,7 @@ from typing import Any
 
 from gunicorn.config import KNOWN_SETTINGS  # type: ignore[import-untyped]
 
-from benchmarks.apps import RouteTimerUnavailable, load_routetimer
+from benchmarks.apps import RouteTimerUnavailable, load_routetimer, write_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("bare", "routetimer", "otel")
@@ -271,9 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         shown = "n/a" if ratio is None else f"{ratio:.3f}"
         print(f"{server.variant:10} {rps:9.0f} {p50:8.2f} {p99:8.2f} {shown:>9}")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(summary, fh, indent=2)
-        print(f"wrote {args.json}")
+        write_json(args.json, summary)
     return 0
 
 
