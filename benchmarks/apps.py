@@ -329,3 +329,15 @@ def write_json(path: str, figures: Any) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(figures, fh, indent=2)
     print(f"wrote {path}")
+
+
+def available_variants(spec: str) -> list[str]:
+    """The comma-separated variants asked for, less routetimer when it cannot be imported."""
+    variants = [v for v in spec.split(",") if v]
+    if "routetimer" in variants:
+        try:
+            load_routetimer()
+        except RouteTimerUnavailable:
+            print("flask-routetimer not importable: skipped", flush=True)
+            variants.remove("routetimer")
+    return variants

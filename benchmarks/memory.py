@@ -27,9 +27,8 @@ from typing import Any
 
 from benchmarks.apps import (
     Pipeline,
-    RouteTimerUnavailable,
     WSGIApp,
-    load_routetimer,
+    available_variants,
     make_app,
     make_pipeline,
     write_json,
@@ -181,13 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rss_child(args.child_rss, n)))
         return 0
 
-    variants = [v for v in args.variants.split(",") if v]
-    if "routetimer" in variants:
-        try:
-            load_routetimer()
-        except RouteTimerUnavailable:
-            print("flask-routetimer not importable: skipped", flush=True)
-            variants.remove("routetimer")
+    variants = available_variants(args.variants)
     out: dict[str, Any] = {"requests": n, "k": k}
 
     if not args.skip_tracemalloc:

@@ -30,7 +30,7 @@ from typing import Any
 
 from gunicorn.config import KNOWN_SETTINGS  # type: ignore[import-untyped]
 
-from benchmarks.apps import RouteTimerUnavailable, load_routetimer, write_json
+from benchmarks.apps import available_variants, write_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("bare", "routetimer", "otel")
@@ -209,13 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     if client == "wrk" and not shutil.which("wrk"):
         raise SystemExit("wrk not found on PATH")
 
-    variants = [v for v in args.variants.split(",") if v]
-    if "routetimer" in variants:
-        try:
-            load_routetimer()
-        except RouteTimerUnavailable:
-            print("flask-routetimer not importable: skipped", flush=True)
-            variants.remove("routetimer")
+    variants = available_variants(args.variants)
 
     def load(port: int, secs: float) -> Result:
         if client == "wrk":
