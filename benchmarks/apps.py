@@ -74,7 +74,7 @@ class NoOpSpanExporter(SpanExporter):
 
 @dataclass
 class Pipeline:
-    """One tracer/meter provider pair shared by every variant of a configuration."""
+    """One tracer/meter provider pair of a configuration; each variant gets its own."""
 
     name: str
     tracer_provider: trace.TracerProvider

@@ -33,7 +33,7 @@ from gunicorn.config import KNOWN_SETTINGS  # type: ignore[import-untyped]
 from benchmarks.apps import available_variants, write_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ("bare", "routetimer", "otel")
+VARIANTS = ("bare", "routetimer", "otel", "floor")
 
 
 @dataclass
