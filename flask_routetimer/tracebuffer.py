@@ -15,7 +15,7 @@ from typing import Optional
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
+from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_METHOD, HTTP_ROUTE
 from opentelemetry.trace import SpanKind
 
 #: Instrumentation scope name of the request spans (see ``RouteTimer``).
@@ -60,14 +60,22 @@ class _Trace:
 
 
 def is_request_span(span: ReadableSpan) -> bool:
-    """A span made by flask-routetimer for a request (SERVER, or INTERNAL under a middleware)."""
+    """A span made by flask-routetimer for a request (SERVER, or INTERNAL under a middleware).
+
+    Our SERVER spans are all request spans; an INTERNAL one of ours is a request span only
+    with the request's method (``timed()`` spans have none). Cheapest checks first: this runs
+    for every span the provider ends.
+    """
     scope = span.instrumentation_scope
+    if scope is None or scope.name != SCOPE_NAME:
+        return False
+    kind = span.kind
+    if kind is SpanKind.SERVER:
+        return True
     return (
-        scope is not None
-        and scope.name == SCOPE_NAME
-        and span.kind in (SpanKind.SERVER, SpanKind.INTERNAL)
+        kind is SpanKind.INTERNAL
         and span.attributes is not None
-        and "http.request.method" in span.attributes
+        and HTTP_REQUEST_METHOD in span.attributes
     )
 
 
@@ -91,10 +99,19 @@ class TraceBuffer(SpanProcessor):
         if self.capacity <= 0 or span.context is None:
             return
         trace_id = span.context.trace_id
+        request = is_request_span(span)  # decided outside the lock
         with self._lock:
             done = self._done.get(trace_id)
-            if done is not None:
+            if done is not None:  # a late child of a request already shown
                 done.add(span)
+                return
+            if request:  # usually the whole trace: straight to the ring, no pending entry
+                trace = self._pending.pop(trace_id, None) or _Trace()
+                trace.add(span)
+                trace.request_span = span
+                self._done[trace_id] = trace
+                if len(self._done) > self.capacity:
+                    self._done.popitem(last=False)
                 return
             pending = self._pending.get(trace_id)
             if pending is None:
@@ -102,11 +119,6 @@ class TraceBuffer(SpanProcessor):
                 if len(self._pending) > 4 * self.capacity:
                     self._pending.popitem(last=False)
             pending.add(span)
-            if is_request_span(span):
-                pending.request_span = span
-                self._done[trace_id] = self._pending.pop(trace_id)
-                if len(self._done) > self.capacity:
-                    self._done.popitem(last=False)
 
     def shutdown(self) -> None:
         return None

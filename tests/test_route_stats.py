@@ -139,3 +139,31 @@ def test_sdk_provider_given_is_attached_at_init():
     RouteTimer(app, tracer_provider=provider)
     assert RouteTimer.state(app).traces.unavailable is None
     provider.shutdown()
+
+
+def test_timed_block_outside_a_request_is_not_a_request_trace(make_app):
+    """Our own INTERNAL spans without a request method (``timed()``) never fill the buffer."""
+    app, timer = make_app(ROUTETIMER_TRACE_BUFFER=2)
+    app.add_url_rule("/x", "x", lambda: "x")
+    app.test_client().get("/x")
+    for _ in range(5):
+        with timer.timed("job"):
+            pass
+    assert [t.route for t in RouteTimer.state(app).traces.traces()] == ["/x"]
+
+
+def test_child_ending_after_its_request_joins_the_trace(make_app, tracer_provider):
+    """A span that outlives its request (a thread it started) still lands in its trace."""
+    app, _ = make_app()
+    tracer = tracer_provider.get_tracer("worker")
+    late = []
+
+    @app.get("/spawn")
+    def spawn() -> str:
+        late.append(tracer.start_span("background write"))
+        return "ok"
+
+    app.test_client().get("/spawn")
+    late[0].end()
+    (trace,) = RouteTimer.state(app).traces.traces()
+    assert [s.name for s in trace.spans] == ["GET /spawn", "background write"]
