@@ -11,15 +11,16 @@ from __future__ import annotations
 import io
 import logging
 from typing import Any, Callable, Optional
+from urllib.parse import quote
 
 from flask import Flask, Response, abort
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from flask_routetimer import RouteTimer
+from flask_routetimer import RouteTimer, attributes
 from flask_routetimer.attributes import KNOWN_METHODS, MAX_VALUE_LENGTH
 
 #: Examples per test; five tests, about 2,600 examples in all.
@@ -343,3 +344,22 @@ def test_everything_at_once() -> None:
 
     check()
     print(f"\n[hostile] {pair.examples} examples")
+
+
+#: WSGI strings: mostly printable ASCII (the fast path), sometimes any latin-1 byte.
+WSGI_TEXT = st.one_of(
+    st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=24),
+    st.text(st.characters(max_codepoint=255), max_size=24),
+)
+
+
+@example(prefix="", path="/a b")
+@example(prefix="/app", path="/caf\xc3\xa9")
+@example(prefix="", path="")
+@given(prefix=WSGI_TEXT, path=WSGI_TEXT)
+@settings(**SETTINGS, max_examples=400)
+def test_url_path_fast_path_encodes_like_quote(prefix: str, path: str) -> None:
+    """Paths that skip ``quote`` (nothing to encode) come out exactly as ``quote`` would give."""
+    environ = {"SCRIPT_NAME": prefix, "PATH_INFO": path}
+    expected = quote(attributes.wsgi_to_text(prefix + path), safe=attributes._PATH_SAFE) or "/"
+    assert attributes.url_path(environ) == expected[:MAX_VALUE_LENGTH]
