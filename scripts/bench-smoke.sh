@@ -27,4 +27,6 @@ echo "== benchmarks.server --quick"
 "$PYTHON" -m benchmarks.server --quick --json "$OUT/server.json"
 echo "== benchmarks.memory --quick"
 "$PYTHON" -m benchmarks.memory --quick --json "$OUT/memory.json"
-echo "bench-smoke: all three benchmarks ran"
+echo "== benchmarks.breakdown --quick"
+"$PYTHON" -m benchmarks.breakdown --quick
+echo "bench-smoke: all four benchmarks ran"
