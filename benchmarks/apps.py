@@ -197,10 +197,12 @@ def load_routetimer() -> Any:
         raise RouteTimerUnavailable(str(exc)) from exc
 
 
-def make_routetimer(pipeline: Pipeline) -> Flask:
+def make_routetimer(pipeline: Pipeline, **config: Any) -> Flask:
+    """flask-routetimer with its defaults (dashboard off, so no trace buffer), plus ``config``."""
     route_timer = load_routetimer()
     app = Flask("bench_routetimer")
     app.config["ROUTETIMER_EXCLUDED_URLS"] = list(ROUTETIMER_EXCLUDED)
+    app.config.update(config)
     timer = route_timer(
         app, tracer_provider=pipeline.tracer_provider, meter_provider=pipeline.meter_provider
     )

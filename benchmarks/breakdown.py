@@ -7,7 +7,8 @@ rounds, medians of per-round differences against bare Flask):
 * tracing or metrics off: the API's no-op provider in place of the SDK's, for flask-routetimer
   and for the SDK floor alike, so each part can be set against the floor's own;
 * each signal receiver swapped for a no-op one, with both providers off: what the plumbing of
-  each hook costs beyond Flask calling a receiver at all.
+  each hook costs beyond Flask calling a receiver at all;
+* the dashboard on, which keeps the trace buffer (a span processor) that is off by default.
 
 Every SDK cell has providers of its own (BatchSpanProcessor to a no-op exporter, in-memory metric
 reader), as in ``benchmarks.overhead``.
@@ -49,6 +50,18 @@ def _mixed(tracing: bool, metrics: bool) -> Pipeline:
 
 def _routetimer(pipeline: Pipeline, noop_receivers: tuple[str, ...] = ()) -> Flask:
     app = make_routetimer(pipeline)
+    _swap_receivers(app, noop_receivers)
+    return app
+
+
+def _with_dashboard(pipeline: Pipeline) -> Flask:
+    """The dashboard on (every visitor refused), so the trace buffer is kept."""
+    return make_routetimer(
+        pipeline, ROUTETIMER_DASHBOARD=True, ROUTETIMER_DASHBOARD_AUTH=lambda: False
+    )
+
+
+def _swap_receivers(app: Flask, noop_receivers: tuple[str, ...]) -> None:
     if noop_receivers:
         state = app.extensions["routetimer"]
         receivers = {
@@ -60,7 +73,6 @@ def _routetimer(pipeline: Pipeline, noop_receivers: tuple[str, ...] = ()) -> Fla
             signal, receiver = receivers[name]
             signal.disconnect(receiver, app)
             signal.connect(_nothing, app, weak=False)
-    return app
 
 
 def _nothing(sender: Any, **extra: Any) -> None:
@@ -76,6 +88,7 @@ def _floor(pipeline: Pipeline) -> Flask:
 #: label -> (builder, tracing on, metrics on, receivers made no-op)
 CELLS: dict[str, tuple[Callable[..., Flask], bool, bool, tuple[str, ...]]] = {
     "routetimer": (_routetimer, True, True, ()),
+    "routetimer, dashboard on": (_with_dashboard, True, True, ()),
     "routetimer, no metrics": (_routetimer, True, False, ()),
     "routetimer, no tracing": (_routetimer, False, True, ()),
     "routetimer, neither": (_routetimer, False, False, ()),
@@ -141,6 +154,7 @@ def report(samples: dict[str, list[float]]) -> None:
         "  request_finished receiver": neither - over("  + no-op finished"),
         "  teardown receiver (+ finish)": over("  + no-op finished")
         - over("  + no-op finished, teardown"),
+        "trace buffer (dashboard on)": over("routetimer, dashboard on") - rt,
         "routetimer span part (on top of plumbing)": over("routetimer, no metrics") - neither,
         "floor span part": over("floor, no metrics"),
         "routetimer metric part (on top of plumbing)": over("routetimer, no tracing") - neither,

@@ -53,6 +53,12 @@ def current_record(app: Flask) -> Optional[RequestRecord]:
 BODY_INCOMPLETE = "routetimer.body_incomplete"
 #: Key of the per-app state in ``app.extensions``.
 EXTENSION_KEY = "routetimer"
+#: Why the trace buffer is empty when it was never attached.
+TRACES_NOT_KEPT = (
+    "Recent traces are kept only when the dashboard is on as the app serves its first request: "
+    "start in debug mode, or set ROUTETIMER_DASHBOARD = True (with ROUTETIMER_DASHBOARD_AUTH "
+    "outside debug). ROUTETIMER_TRACE_BUFFER = 0 keeps none."
+)
 #: Name of the dashboard's blueprint; its endpoints are never timed.
 DASHBOARD_BLUEPRINT = "routetimer"
 
@@ -170,7 +176,7 @@ class AppState:
         self.stats = RouteStatsTable(settings.max_routes)
         self.traces = TraceBuffer(settings.trace_buffer)
         self._routes: dict[tuple[int, str], RouteInfo] = {}
-        self._buffer_attached = False
+        self.trace_buffer_decided = False
 
     def connect(self, app: Flask) -> None:
         """Connect the receivers for this app only (``sender=app``)."""
@@ -236,8 +242,8 @@ class AppState:
         info = self.route_info(app, current.url_rule, method)
         if info.exempt or self._excluded(environ):
             return None
-        if not self._buffer_attached:
-            self.attach_trace_buffer()
+        if not self.trace_buffer_decided:
+            self.attach_trace_buffer(app)
         record = RequestRecord(app, info, start)
         try:
             self._open_span(record, environ, original)
@@ -257,15 +263,23 @@ class AppState:
         self.timer.metrics.started(key)
         record.metric_key = key  # only now: counted in, so count out
 
-    def attach_trace_buffer(self) -> None:
-        """Give the trace buffer to the SDK provider in use, once one is configured."""
+    def attach_trace_buffer(self, app: Flask) -> None:
+        """Give the trace buffer to the SDK provider in use, if the dashboard can show it.
+
+        Decided on the first request with a provider configured, when debug mode is known (also
+        after ``app.run(debug=True)``). With the dashboard off nobody reads the buffer, so no
+        span pays for it: a span processor runs for every span the provider ends.
+        """
+        if self.settings.trace_buffer <= 0 or not self.settings.dashboard_on(app.debug):
+            self.trace_buffer_decided = True
+            self.traces.unavailable = TRACES_NOT_KEPT
+            return
         provider = self.timer.tracer_provider or trace.get_tracer_provider()
         if isinstance(provider, trace.ProxyTracerProvider):
             self.traces.unavailable = "No OpenTelemetry tracer provider is configured yet."
             return  # the global provider may still be set: look again next request
-        self._buffer_attached = True
-        if self.settings.trace_buffer > 0:
-            self.traces.attach_to(provider)
+        self.trace_buffer_decided = True
+        self.traces.attach_to(provider)
 
     def _excluded(self, environ: Mapping[str, Any]) -> bool:
         pattern = self.settings.excluded

@@ -47,6 +47,15 @@ class Settings:
     headers: Optional[header_capture.HeaderCapture] = None  # None: no header is captured
     timing_allow_origin: Optional[str] = None  # Timing-Allow-Origin value sent with Server-Timing
 
+    def dashboard_on(self, debug: bool) -> bool:
+        """``ROUTETIMER_DASHBOARD`` if set, else the app's debug flag *now* (``app.run(debug=True)``
+        sets it after ``init_app``)."""
+        if not debug and self.dashboard_auth is None:
+            # Outside debug an unauthenticated dashboard is never served, even if debug was on
+            # when init_app accepted ROUTETIMER_DASHBOARD=True without an auth function.
+            return False
+        return debug if self.dashboard is None else self.dashboard
+
 
 def _excluded_default(environ: Mapping[str, str]) -> str:
     for name in EXCLUDED_URLS_ENV:

@@ -84,8 +84,6 @@ class RouteTimer:
         if state.settings.configure_sdk:
             configure_sdk()
         app.extensions[EXTENSION_KEY] = state
-        if self.tracer_provider is not None:
-            state.attach_trace_buffer()
         if state.settings.enabled:
             state.connect(app)
         # Always registered: whether it answers is decided per request (debug may change).

@@ -128,7 +128,7 @@ def capture(app: Flask) -> Iterator[Captured]:
         captured._tracer_provider.add_span_processor(state.traces)
     # The buffer is fed by the capture's provider for now; attaching it lazily to a provider
     # must wait until the real one is back.
-    saved_attached, state._buffer_attached = state._buffer_attached, True
+    saved_attached, state.trace_buffer_decided = state.trace_buffer_decided, True
     saved = (timer.tracer_provider, timer.meter_provider, timer.tracer, timer.metrics)
     timer.tracer_provider = captured._tracer_provider
     timer.meter_provider = captured._meter_provider
@@ -142,5 +142,5 @@ def capture(app: Flask) -> Iterator[Captured]:
             yield captured
     finally:
         timer.tracer_provider, timer.meter_provider, timer.tracer, timer.metrics = saved
-        state._buffer_attached = saved_attached
+        state.trace_buffer_decided = saved_attached
         captured._close()

@@ -89,6 +89,9 @@ metric_reader = InMemoryMetricReader()
 meter_provider = MeterProvider(metric_readers=[metric_reader])
 
 app = Flask("loadapp")
+# The dashboard on (every visitor refused): its trace buffer fills under load, and the RSS check
+# proves it stays bounded.
+app.config.update(ROUTETIMER_DASHBOARD=True, ROUTETIMER_DASHBOARD_AUTH=lambda: False)
 timer = RouteTimer(app, tracer_provider=tracer_provider, meter_provider=meter_provider)
 
 

@@ -86,6 +86,7 @@ def test_sizes_are_validated(key, value):
 
 def test_trace_buffer_keeps_request_traces_with_children(routed, timer, client):
     """The buffer holds each request's trace with the user's child spans."""
+    routed.debug = True  # the dashboard is on, so its traces are kept
     client.get("/items/7")
     buffer = RouteTimer.state(routed).traces
     assert buffer.unavailable is None
@@ -98,7 +99,7 @@ def test_trace_buffer_keeps_request_traces_with_children(routed, timer, client):
 
 def test_trace_buffer_is_bounded(make_app):
     """Only the last ROUTETIMER_TRACE_BUFFER traces are kept, newest first."""
-    app, _ = make_app(ROUTETIMER_TRACE_BUFFER=3)
+    app, _ = make_app(ROUTETIMER_TRACE_BUFFER=3, DEBUG=True)
     app.add_url_rule("/n/<int:n>", "n", lambda n: str(n))
     for n in range(10):
         app.test_client().get(f"/n/{n}")
@@ -108,7 +109,7 @@ def test_trace_buffer_is_bounded(make_app):
 
 def test_background_traces_do_not_evict_requests(make_app, tracer_provider):
     """Spans outside any request never push request traces out of the buffer."""
-    app, _ = make_app(ROUTETIMER_TRACE_BUFFER=2)
+    app, _ = make_app(ROUTETIMER_TRACE_BUFFER=2, DEBUG=True)
     app.add_url_rule("/x", "x", lambda: "x")
     app.test_client().get("/x")
     tracer = tracer_provider.get_tracer("jobs")
@@ -124,6 +125,7 @@ def test_non_sdk_provider_is_explained():
     from opentelemetry.trace import NoOpTracerProvider
 
     app = Flask("nosdk")
+    app.debug = True
     RouteTimer(app, tracer_provider=NoOpTracerProvider())
     app.add_url_rule("/x", "x", lambda: "x")
     app.test_client().get("/x")
@@ -132,18 +134,54 @@ def test_non_sdk_provider_is_explained():
     assert buffer.unavailable is not None and "not the OpenTelemetry SDK" in buffer.unavailable
 
 
-def test_sdk_provider_given_is_attached_at_init():
-    """An SDK provider passed to RouteTimer gets the buffer before any request."""
+def test_buffer_is_attached_once_debug_is_known():
+    """``app.run(debug=True)`` turns debug on after init_app: the first request still sees it."""
     provider = TracerProvider()
     app = Flask("attached")
     RouteTimer(app, tracer_provider=provider)
-    assert RouteTimer.state(app).traces.unavailable is None
+    app.add_url_rule("/x", "x", lambda: "x")
+    app.debug = True
+    app.test_client().get("/x")
+    buffer = RouteTimer.state(app).traces
+    assert buffer.unavailable is None
+    assert [t.route for t in buffer.traces()] == ["/x"]
     provider.shutdown()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"ROUTETIMER_DASHBOARD": False, "DEBUG": True},
+        {"ROUTETIMER_TRACE_BUFFER": 0, "DEBUG": True},
+    ],
+    ids=["dashboard-off-outside-debug", "dashboard-disabled", "buffer-size-0"],
+)
+def test_no_buffer_when_nobody_can_read_it(make_app, tracer_provider, config):
+    """With the dashboard off, no span passes through the buffer, and it says how to get one."""
+    app, _ = make_app(**config)
+    app.add_url_rule("/x", "x", lambda: "x")
+    app.test_client().get("/x")
+    buffer = RouteTimer.state(app).traces
+    assert buffer.traces() == []
+    assert buffer.unavailable is not None and "ROUTETIMER_DASHBOARD" in buffer.unavailable
+    assert buffer not in tracer_provider._active_span_processor._span_processors
+
+
+def test_opening_the_dashboard_first_attaches_the_buffer(make_app, tracer_provider):
+    """The dashboard opened before any timed request keeps the traces that follow."""
+    app, _ = make_app(DEBUG=True)
+    app.add_url_rule("/x", "x", lambda: "x")
+    client = app.test_client()
+    assert client.get("/_routetimer/").status_code == 200
+    assert RouteTimer.state(app).traces.unavailable is None
+    client.get("/x")
+    assert [t.route for t in RouteTimer.state(app).traces.traces()] == ["/x"]
 
 
 def test_timed_block_outside_a_request_is_not_a_request_trace(make_app):
     """Our own INTERNAL spans without a request method (``timed()``) never fill the buffer."""
-    app, timer = make_app(ROUTETIMER_TRACE_BUFFER=2)
+    app, timer = make_app(ROUTETIMER_TRACE_BUFFER=2, DEBUG=True)
     app.add_url_rule("/x", "x", lambda: "x")
     app.test_client().get("/x")
     for _ in range(5):
@@ -154,7 +192,7 @@ def test_timed_block_outside_a_request_is_not_a_request_trace(make_app):
 
 def test_child_ending_after_its_request_joins_the_trace(make_app, tracer_provider):
     """A span that outlives its request (a thread it started) still lands in its trace."""
-    app, _ = make_app()
+    app, _ = make_app(DEBUG=True)
     tracer = tracer_provider.get_tracer("worker")
     late = []
 

@@ -58,25 +58,16 @@ def _state() -> AppState:
     return state
 
 
-def is_enabled(state: AppState, debug: bool) -> bool:
-    """``ROUTETIMER_DASHBOARD`` if set, else the app's debug flag *now* (``app.run(debug=True)``
-    sets it after ``init_app``)."""
-    setting = state.settings.dashboard
-    if not debug and state.settings.dashboard_auth is None:
-        # Outside debug an unauthenticated dashboard is never served, even if debug was on
-        # when init_app accepted ROUTETIMER_DASHBOARD=True without an auth function.
-        return False
-    return debug if setting is None else setting
-
-
 def _gate() -> None:
     """Hide the dashboard (404) when off; refuse (403) when the auth function says no."""
     state = _state()
-    if not is_enabled(state, current_app.debug):
+    if not state.settings.dashboard_on(current_app.debug):
         abort(404)
     auth = state.settings.dashboard_auth
     if auth is not None and auth() is not True:
         abort(403)
+    if not state.trace_buffer_decided:
+        state.attach_trace_buffer(current_app)  # opened before any timed request
 
 
 def _secure(response: Response) -> Response:
