@@ -245,6 +245,7 @@ class AppState:
         if not self.trace_buffer_decided:
             self.attach_trace_buffer(app)
         record = RequestRecord(app, info, start)
+        record.protocol = attrs.protocol_version(environ)  # for the span and the metric point
         try:
             self._open_span(record, environ, original)
         except Exception as exc:
@@ -259,7 +260,6 @@ class AppState:
 
     def _count_in(self, record: RequestRecord, environ: Mapping[str, Any]) -> None:
         key = (record.info.method, environ.get("wsgi.url_scheme", "http"))
-        record.protocol = attrs.protocol_version(environ)
         self.timer.metrics.started(key)
         record.metric_key = key  # only now: counted in, so count out
 
@@ -310,8 +310,15 @@ class AppState:
             kind = SpanKind.SERVER
         # All attributes at start: one pass through the SDK's attribute checks, and samplers
         # see them all.
-        attributes = attrs.request_attributes(environ, info.method, original, info.route)
-        attributes.update(attrs.detail_attributes(environ, info.endpoint, info.blueprint))
+        attributes = attrs.span_attributes(
+            environ,
+            info.method,
+            original,
+            info.route,
+            info.endpoint,
+            info.blueprint,
+            record.protocol,
+        )
         if self.settings.headers is not None:
             attributes.update(self.settings.headers.request_attributes(environ))
         span = record.span = self.timer.tracer.start_span(

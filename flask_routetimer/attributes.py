@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any, Optional
 from urllib.parse import quote
 
@@ -104,6 +105,7 @@ def redact_query(query: str) -> str:
     return "&".join(parts)
 
 
+@lru_cache(maxsize=256)  # an app sees few Host values; a hostile client only churns the cache
 def split_host(host: str) -> tuple[str, Optional[int]]:
     """Split a Host header into address and port; a malformed port is dropped, not raised."""
     if host.startswith("["):  # IPv6 literal: [::1]:8080
@@ -135,10 +137,16 @@ def protocol_version(environ: Mapping[str, Any]) -> Optional[str]:
     return None
 
 
-def request_attributes(
-    environ: Mapping[str, Any], method: str, original_method: Optional[str], route: Optional[str]
+def span_attributes(
+    environ: Mapping[str, Any],
+    method: str,
+    original_method: Optional[str],
+    route: Optional[str],
+    endpoint: Optional[str],
+    blueprint: Optional[str],
+    protocol: Optional[str],
 ) -> Attributes:
-    """Attributes known when the request starts and useful to samplers."""
+    """Every attribute known when the request starts, all useful to samplers."""
     attrs: Attributes = {
         HTTP_REQUEST_METHOD: method,
         URL_PATH: url_path(environ),
@@ -156,20 +164,11 @@ def request_attributes(
         attrs[SERVER_ADDRESS] = address
     if port is not None:
         attrs[SERVER_PORT] = port
-    return attrs
-
-
-def detail_attributes(
-    environ: Mapping[str, Any], endpoint: Optional[str], blueprint: Optional[str]
-) -> Attributes:
-    """Attributes only worth building for a span that is being recorded."""
-    attrs: Attributes = {}
     client = environ.get("REMOTE_ADDR")
     if client:
         attrs[CLIENT_ADDRESS] = truncate(client, 255)
-    version = protocol_version(environ)
-    if version:
-        attrs[NETWORK_PROTOCOL_VERSION] = version
+    if protocol:
+        attrs[NETWORK_PROTOCOL_VERSION] = protocol
     agent = environ.get("HTTP_USER_AGENT")
     if agent:
         attrs[USER_AGENT_ORIGINAL] = truncate(wsgi_to_text(agent))
