@@ -296,7 +296,8 @@ class AppState:
         if not self.timer.tracing_active():
             self._pass_through(record, environ)
             return
-        outer = trace.get_current_span()
+        # An empty OpenTelemetry context (the usual case) holds no span: skip the span lookup.
+        outer = trace.get_current_span() if otel_context.get_current() else trace.INVALID_SPAN
         if outer.get_span_context().is_valid:
             # A WSGI middleware (or opentelemetry-instrument) already traces this request.
             parent = None
