@@ -245,13 +245,18 @@ class AppState:
         if not self.trace_buffer_decided:
             self.attach_trace_buffer(app)
         record = RequestRecord(app, info, start)
-        record.protocol = attrs.protocol_version(environ)  # for the span and the metric point
+        tracing, metrics = self.timer.tracing_active(), self.timer.metrics_active()
+        if tracing or metrics:
+            record.protocol = attrs.protocol_version(environ)  # for the span and the metric point
         try:
-            self._open_span(record, environ, original)
+            if tracing:
+                self._open_span(record, environ, original)
+            else:
+                self._pass_through(record, environ)
         except Exception as exc:
             # Keep timing (metrics, statistics, signal) without a span rather than drop it.
             report("starting a request span", exc)
-        if self.timer.metrics_active():
+        if metrics:
             try:
                 self._count_in(record, environ)
             except Exception as exc:
@@ -293,9 +298,6 @@ class AppState:
     ) -> None:
         """Start the span under the right parent and make it current."""
         info = record.info
-        if not self.timer.tracing_active():
-            self._pass_through(record, environ)
-            return
         # An empty OpenTelemetry context (the usual case) holds no span: skip the span lookup.
         outer = trace.get_current_span() if otel_context.get_current() else trace.INVALID_SPAN
         if outer.get_span_context().is_valid:
