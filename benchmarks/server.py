@@ -43,6 +43,40 @@ class Result:
     p99_ms: float
     requests: int
     errors: int
+    cpu_us: float | None = None  # server CPU (master + workers) per request, from /proc
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process (all its threads), 0.0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(child) for child in fh.read().split()]
+    except OSError:
+        return []
+
+
+def server_cpu(server: Server) -> float | None:
+    """CPU seconds used so far by a gunicorn master and its workers; None without /proc.
+
+    Unlike requests per second, this does not move when another process on the machine takes
+    a core for a few seconds: CPU per request is what the instrumentation adds.
+    """
+    if not os.path.exists(f"/proc/{server.proc.pid}/stat"):
+        return None
+    pids = [server.proc.pid, *_children(server.proc.pid)]
+    return sum(_proc_cpu(pid) for pid in pids)
 
 
 @dataclass
@@ -232,11 +266,16 @@ def main(argv: list[str] | None = None) -> int:
             order = list(servers)
             rng.shuffle(order)
             for server in order:
+                cpu_before = server_cpu(server)
                 res = load(server.port, duration)
+                cpu_after = server_cpu(server)
+                if cpu_before is not None and cpu_after is not None and res.requests:
+                    res.cpu_us = (cpu_after - cpu_before) / res.requests * 1e6
                 server.results.append(res)
+                cpu = "" if res.cpu_us is None else f" server CPU {res.cpu_us:5.0f} us/req"
                 print(
                     f"  round {r + 1}/{rounds} {server.variant:10} {res.rps:9.0f} req/s "
-                    f"p50 {res.p50_ms:6.2f} ms p99 {res.p99_ms:6.2f} ms errors {res.errors}",
+                    f"p50 {res.p50_ms:6.2f} ms p99 {res.p99_ms:6.2f} ms errors {res.errors}{cpu}",
                     flush=True,
                 )
     finally:
@@ -246,26 +285,57 @@ def main(argv: list[str] | None = None) -> int:
     bare = next((s for s in servers if s.variant == "bare"), None)
     summary: dict[str, Any] = {"client": client, "duration_s": duration, "rounds": rounds,
                                "path": args.path, "variants": {}}  # fmt: skip
-    print(f"\n{'variant':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'rps/bare':>9}")
+    print(
+        f"\n{'variant':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'rps/bare':>9} "
+        f"{'best/best':>9} {'CPU us/req':>10} {'CPU bare/x':>10}"
+    )
     for server in servers:
-        rps = statistics.median(r.rps for r in server.results)
-        p50 = statistics.median(r.p50_ms for r in server.results)
-        p99 = statistics.median(r.p99_ms for r in server.results)
-        ratio = None
-        if bare is not None:
-            ratio = statistics.median(
-                a.rps / b.rps for a, b in zip(server.results, bare.results) if b.rps
-            )
-        summary["variants"][server.variant] = {
-            "rps": rps, "p50_ms": p50, "p99_ms": p99, "rps_ratio_vs_bare": ratio,
-            "errors": sum(r.errors for r in server.results),
-            "runs": [vars(r) for r in server.results],
-        }  # fmt: skip
-        shown = "n/a" if ratio is None else f"{ratio:.3f}"
-        print(f"{server.variant:10} {rps:9.0f} {p50:8.2f} {p99:8.2f} {shown:>9}")
+        summary["variants"][server.variant] = row = summarize(server, bare)
+        print(
+            f"{server.variant:10} {row['rps']:9.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
+            f"{_fmt(row['rps_ratio_vs_bare'])} {_fmt(row['best_rps_ratio_vs_bare'])} "
+            f"{_fmt(row['cpu_us_per_request'], 10, 0)} {_fmt(row['cpu_ratio_bare_over_this'], 10)}"
+        )
+    print(
+        "\nrps/bare: median of per-round ratios; best/best: best round against bare's best "
+        "(rounds hit by\nanother process on the machine are slow, never fast); CPU bare/x: "
+        "bare's server CPU per request\nover this variant's, the throughput a CPU-bound server "
+        "keeps (medians over rounds)."
+    )
     if args.json:
         write_json(args.json, summary)
     return 0
+
+
+def summarize(server: Server, bare: Server | None) -> dict[str, Any]:
+    results = server.results
+    cpu = [r.cpu_us for r in results if r.cpu_us is not None]
+    row: dict[str, Any] = {
+        "rps": statistics.median(r.rps for r in results),
+        "p50_ms": statistics.median(r.p50_ms for r in results),
+        "p99_ms": statistics.median(r.p99_ms for r in results),
+        "cpu_us_per_request": statistics.median(cpu) if cpu else None,
+        "rps_ratio_vs_bare": None,
+        "best_rps_ratio_vs_bare": None,
+        "cpu_ratio_bare_over_this": None,
+        "errors": sum(r.errors for r in results),
+        "runs": [vars(r) for r in results],
+    }
+    if bare is not None:
+        row["rps_ratio_vs_bare"] = statistics.median(
+            a.rps / b.rps for a, b in zip(results, bare.results) if b.rps
+        )
+        row["best_rps_ratio_vs_bare"] = max(r.rps for r in results) / max(
+            r.rps for r in bare.results
+        )
+        bare_cpu = [r.cpu_us for r in bare.results if r.cpu_us is not None]
+        if cpu and bare_cpu:
+            row["cpu_ratio_bare_over_this"] = statistics.median(bare_cpu) / statistics.median(cpu)
+    return row
+
+
+def _fmt(value: float | None, width: int = 9, digits: int = 3) -> str:
+    return f"{'n/a':>{width}}" if value is None else f"{value:{width}.{digits}f}"
 
 
 if __name__ == "__main__":
