@@ -177,6 +177,7 @@ class AppState:
         self.traces = TraceBuffer(settings.trace_buffer)
         self._routes: dict[tuple[int, str], RouteInfo] = {}
         self.trace_buffer_decided = False
+        self._trace_buffer_lock = threading.Lock()  # two first requests must not attach it twice
 
     def connect(self, app: Flask) -> None:
         """Connect the receivers for this app only (``sender=app``)."""
@@ -275,16 +276,19 @@ class AppState:
         after ``app.run(debug=True)``). With the dashboard off nobody reads the buffer, so no
         span pays for it: a span processor runs for every span the provider ends.
         """
-        if self.settings.trace_buffer <= 0 or not self.settings.dashboard_on(app.debug):
+        with self._trace_buffer_lock:
+            if self.trace_buffer_decided:
+                return
+            if self.settings.trace_buffer <= 0 or not self.settings.dashboard_on(app.debug):
+                self.trace_buffer_decided = True
+                self.traces.unavailable = TRACES_NOT_KEPT
+                return
+            provider = self.timer.tracer_provider or trace.get_tracer_provider()
+            if isinstance(provider, trace.ProxyTracerProvider):
+                self.traces.unavailable = "No OpenTelemetry tracer provider is configured yet."
+                return  # the global provider may still be set: look again next request
             self.trace_buffer_decided = True
-            self.traces.unavailable = TRACES_NOT_KEPT
-            return
-        provider = self.timer.tracer_provider or trace.get_tracer_provider()
-        if isinstance(provider, trace.ProxyTracerProvider):
-            self.traces.unavailable = "No OpenTelemetry tracer provider is configured yet."
-            return  # the global provider may still be set: look again next request
-        self.trace_buffer_decided = True
-        self.traces.attach_to(provider)
+            self.traces.attach_to(provider)
 
     def _excluded(self, environ: Mapping[str, Any]) -> bool:
         pattern = self.settings.excluded

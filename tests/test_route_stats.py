@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from flask import Flask
 from opentelemetry.sdk.trace import TracerProvider
@@ -205,3 +208,35 @@ def test_child_ending_after_its_request_joins_the_trace(make_app, tracer_provide
     late[0].end()
     (trace,) = RouteTimer.state(app).traces.traces()
     assert [s.name for s in trace.spans] == ["GET /spawn", "background write"]
+
+
+def test_concurrent_first_requests_attach_the_buffer_once(make_app, tracer_provider):
+    """Many threads serving the first requests at once: one span processor, no duplicate spans."""
+    app, _ = make_app(DEBUG=True)
+    app.add_url_rule("/x", "x", lambda: "x")
+    state = RouteTimer.state(app)
+    barrier = threading.Barrier(8)
+
+    class SlowToAnswer:
+        """The app as the decision sees it, slow to say whether debug is on: a wide window
+        between checking "decided?" and deciding."""
+
+        @property
+        def debug(self) -> bool:
+            time.sleep(0.01)
+            return True
+
+    def first() -> None:
+        barrier.wait(timeout=10)
+        state.attach_trace_buffer(SlowToAnswer())  # type: ignore[arg-type]
+
+    threads = [threading.Thread(target=first) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    processors = tracer_provider._active_span_processor._span_processors
+    assert sum(processor is state.traces for processor in processors) == 1
+    app.test_client().get("/x")
+    (trace,) = state.traces.traces()
+    assert len(trace.spans) == 1
