@@ -235,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
-    duration = args.duration or (2.0 if args.quick else 5.0)
-    rounds = args.rounds or (1 if args.quick else 6)
+    duration = args.duration or (2.0 if args.quick else 4.0)
+    rounds = args.rounds or (1 if args.quick else 8)
     client = args.client
     if client == "auto":
         client = "wrk" if shutil.which("wrk") else "python"
