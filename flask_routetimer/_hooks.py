@@ -28,7 +28,7 @@ from . import attributes as attrs
 from ._body import WatchedBody, sends_body
 from ._fence import report
 from .config import Settings
-from .metrics import ActiveKey
+from .metrics import ActiveKey, InFlight
 from .signals import request_timed
 from .stats import RouteStatsTable
 from .timing import RouteTiming
@@ -125,6 +125,7 @@ class RequestRecord:
         "start",
         "context",
         "metric_key",
+        "in_flight",
         "protocol",
         "status_code",
         "exception",
@@ -143,6 +144,9 @@ class RequestRecord:
         self.thread = threading.get_ident()
         self.start = start
         self.metric_key: Optional[ActiveKey] = None  # set when counted in active requests
+        # The active-requests set it was counted in, and its token there: a bare object, so a
+        # request whose body a server never closes leaves 16 bytes behind, not its span.
+        self.in_flight: Optional[tuple[InFlight, object]] = None
         self.protocol: Optional[str] = None
         self.status_code: Optional[int] = None
         self.exception: Optional[BaseException] = None
@@ -266,7 +270,8 @@ class AppState:
 
     def _count_in(self, record: RequestRecord, environ: Mapping[str, Any]) -> None:
         key = (record.info.method, environ.get("wsgi.url_scheme", "http"))
-        self.timer.metrics.started(key)
+        token = object()
+        record.in_flight = (self.timer.metrics.started(key, token), token)
         record.metric_key = key  # only now: counted in, so count out
 
     def attach_trace_buffer(self, app: Flask) -> None:
@@ -403,9 +408,9 @@ class AppState:
             recorded = self._end_span(record)
         except Exception as exc:
             report("ending a request span", exc)
-        if record.metric_key is not None:
+        if record.metric_key is not None and record.in_flight is not None:
             try:
-                self._record_metrics(record, record.metric_key, duration)
+                self._record_metrics(record, record.metric_key, record.in_flight, duration)
             except Exception as exc:
                 report("recording request metrics", exc)
         failed = record.exception is not None or (record.status_code or 0) >= 500
@@ -416,12 +421,18 @@ class AppState:
         if request_timed.receivers:
             self._publish(record, duration, recorded)
 
-    def _record_metrics(self, record: RequestRecord, key: ActiveKey, duration: float) -> None:
+    def _record_metrics(
+        self,
+        record: RequestRecord,
+        key: ActiveKey,
+        in_flight: tuple[InFlight, object],
+        duration: float,
+    ) -> None:
         metrics = self.timer.metrics
         error_type = attrs.error_type(record.exception, record.status_code)
         point = (key, record.info.route, record.status_code, record.protocol, error_type)
         attributes = metrics.duration_attributes(point)
-        metrics.finished(key, attributes, duration, record.context)
+        metrics.finished(*in_flight, attributes, duration, record.context)
 
     def _end_span(self, record: RequestRecord) -> bool:
         """End the span with the response's attributes; True if it was being recorded."""

@@ -34,6 +34,15 @@ ActiveKey = tuple[str, str]
 DurationKey = tuple[ActiveKey, Optional[str], Optional[int], Optional[str], Optional[str]]
 #: Distinct duration attribute sets cached; far more than an app's routes x statuses.
 MAX_CACHED_ATTRIBUTE_SETS = 4096
+#: Distinct (method, scheme) pairs counted apart. ``wsgi.url_scheme`` may come from a forwarded
+#: header (``ProxyFix``), so it is the client's to vary: further pairs share one overflow series.
+MAX_ACTIVE_KEYS = 256
+#: Attributes of that overflow series, as the OpenTelemetry SDK marks its own cardinality overflow.
+OVERFLOW_ATTRIBUTES: MetricAttributes = {"otel.metric.overflow": True}
+_OVERFLOW: Optional[ActiveKey] = None
+#: The requests in flight under one (method, scheme): a set, so counting in and out is one
+#: atomic ``add`` / ``discard`` with no lock, and the count can neither drift nor go negative.
+InFlight = set[object]
 
 
 class RequestMetrics:
@@ -54,8 +63,8 @@ class RequestMetrics:
             description="Duration of HTTP server requests.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        self._active: dict[ActiveKey, int] = {}
-        self._active_lock = threading.Lock()
+        self._active: dict[Optional[ActiveKey], InFlight] = {}
+        self._active_lock = threading.Lock()  # only to add a key
         self._attribute_sets: dict[DurationKey, MetricAttributes] = {}
         self.active = meter.create_observable_up_down_counter(
             HTTP_SERVER_ACTIVE_REQUESTS,
@@ -66,15 +75,30 @@ class RequestMetrics:
 
     def _observe_active(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._active_lock:
-            counts = list(self._active.items())
-        return [Observation(count, active_attributes(*key)) for key, count in counts]
+            in_flight = list(self._active.items())
+        return [
+            Observation(
+                len(requests), OVERFLOW_ATTRIBUTES if key is None else active_attributes(*key)
+            )
+            for key, requests in in_flight
+        ]
 
-    def _count(self, key: ActiveKey, delta: int) -> None:
+    def started(self, key: ActiveKey, request: object) -> InFlight:
+        """Count a request in; count it out by discarding it from the set returned."""
+        requests = self._active.get(key)
+        if requests is None:
+            requests = self._add_key(key)
+        requests.add(request)
+        return requests
+
+    def _add_key(self, key: ActiveKey) -> InFlight:
         with self._active_lock:
-            self._active[key] = self._active.get(key, 0) + delta
-
-    def started(self, key: ActiveKey) -> None:
-        self._count(key, 1)
+            requests = self._active.get(key)
+            if requests is None:
+                if len(self._active) >= MAX_ACTIVE_KEYS:
+                    return self._active.setdefault(_OVERFLOW, set())
+                requests = self._active[key] = set()
+            return requests
 
     def duration_attributes(self, point: DurationKey) -> MetricAttributes:
         """The (cached) attributes of one ``http.server.request.duration`` point."""
@@ -87,13 +111,14 @@ class RequestMetrics:
 
     def finished(
         self,
-        key: ActiveKey,
+        in_flight: InFlight,
+        request: object,
         attributes: MetricAttributes,
         duration: float,
         context: Optional[Context],
     ) -> None:
         """Count the request out and record its duration, linked to its trace for exemplars."""
-        self._count(key, -1)
+        in_flight.discard(request)
         self.duration.record(duration, attributes, context=context)
 
 

@@ -12,6 +12,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from flask_routetimer import RouteTimer
+from flask_routetimer import metrics as metrics_module
 from flask_routetimer.metrics import DURATION_BUCKETS
 
 
@@ -121,6 +122,29 @@ def test_active_requests_returns_to_zero(metered, reader):
     active = points(reader, "http.server.active_requests")
     assert active and sum(p.value for p in active) == 0
     assert {tuple(sorted(p.attributes)) for p in active} == {("http.request.method", "url.scheme")}
+
+
+def test_forged_schemes_share_one_overflow_series(metered, reader, monkeypatch):
+    """``wsgi.url_scheme`` can come from a client's X-Forwarded-Proto (ProxyFix): past the cap,
+    new (method, scheme) pairs share one series marked as the SDK marks its overflow."""
+    monkeypatch.setattr(metrics_module, "MAX_ACTIVE_KEYS", 3)
+    app, _ = metered
+    client = app.test_client()
+    with client.get("/stream") as held:  # one request in flight on an ordinary series
+        for n in range(10):
+            client.get("/items/1", environ_overrides={"wsgi.url_scheme": f"forged{n}"})
+        with client.get("/stream", environ_overrides={"wsgi.url_scheme": "forged-late"}) as late:
+            active = points(reader, "http.server.active_requests")
+            assert len(active) == 4  # three series kept, one overflow
+            overflow = [p for p in active if p.attributes == {"otel.metric.overflow": True}]
+            assert [p.value for p in overflow] == [1]
+            assert sum(p.value for p in active) == 2
+            assert late.data == b"a"
+        assert held.data == b"a"
+    assert sum(p.value for p in points(reader, "http.server.active_requests")) == 0
+    # Durations keep their real attributes: the histogram has the SDK's own cardinality limit.
+    schemes = {p.attributes["url.scheme"] for p in points(reader, "http.server.request.duration")}
+    assert "forged9" in schemes
 
 
 def test_exempt_and_excluded_record_nothing(tracer_provider, reader):
