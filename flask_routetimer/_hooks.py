@@ -124,8 +124,7 @@ class RequestRecord:
         "thread",
         "start",
         "context",
-        "metric_key",
-        "in_flight",
+        "counted",
         "protocol",
         "status_code",
         "exception",
@@ -143,10 +142,10 @@ class RequestRecord:
         self.token: Optional[object] = None
         self.thread = threading.get_ident()
         self.start = start
-        self.metric_key: Optional[ActiveKey] = None  # set when counted in active requests
-        # The active-requests set it was counted in, and its token there: a bare object, so a
-        # request whose body a server never closes leaves 16 bytes behind, not its span.
-        self.in_flight: Optional[tuple[InFlight, object]] = None
+        # Once counted in active requests: its (method, scheme), the set it was counted in, and
+        # its token there (a bare object, so a request whose body a server never closes leaves
+        # 16 bytes behind, not its span).
+        self.counted: Optional[tuple[ActiveKey, InFlight, object]] = None
         self.protocol: Optional[str] = None
         self.status_code: Optional[int] = None
         self.exception: Optional[BaseException] = None
@@ -271,8 +270,7 @@ class AppState:
     def _count_in(self, record: RequestRecord, environ: Mapping[str, Any]) -> None:
         key = (record.info.method, environ.get("wsgi.url_scheme", "http"))
         token = object()
-        record.in_flight = (self.timer.metrics.started(key, token), token)
-        record.metric_key = key  # only now: counted in, so count out
+        record.counted = (key, self.timer.metrics.started(key, token), token)
 
     def attach_trace_buffer(self, app: Flask) -> None:
         """Give the trace buffer to the SDK provider in use, if the dashboard can show it.
@@ -408,9 +406,9 @@ class AppState:
             recorded = self._end_span(record)
         except Exception as exc:
             report("ending a request span", exc)
-        if record.metric_key is not None and record.in_flight is not None:
+        if record.counted is not None:
             try:
-                self._record_metrics(record, record.metric_key, record.in_flight, duration)
+                self._record_metrics(record, record.counted, duration)
             except Exception as exc:
                 report("recording request metrics", exc)
         failed = record.exception is not None or (record.status_code or 0) >= 500
@@ -422,17 +420,14 @@ class AppState:
             self._publish(record, duration, recorded)
 
     def _record_metrics(
-        self,
-        record: RequestRecord,
-        key: ActiveKey,
-        in_flight: tuple[InFlight, object],
-        duration: float,
+        self, record: RequestRecord, counted: tuple[ActiveKey, InFlight, object], duration: float
     ) -> None:
+        key, in_flight, token = counted
         metrics = self.timer.metrics
         error_type = attrs.error_type(record.exception, record.status_code)
         point = (key, record.info.route, record.status_code, record.protocol, error_type)
         attributes = metrics.duration_attributes(point)
-        metrics.finished(*in_flight, attributes, duration, record.context)
+        metrics.finished(in_flight, token, attributes, duration, record.context)
 
     def _end_span(self, record: RequestRecord) -> bool:
         """End the span with the response's attributes; True if it was being recorded."""
