@@ -63,16 +63,25 @@ def _with_dashboard(pipeline: Pipeline) -> Flask:
 
 def _swap_receivers(app: Flask, noop_receivers: tuple[str, ...]) -> None:
     if noop_receivers:
-        state = app.extensions["routetimer"]
+        lifecycle = _lifecycle(app)
         receivers = {
-            "started": (flask_signals.request_started, state.on_started),
-            "finished": (flask_signals.request_finished, state.on_finished),
-            "teardown": (flask_signals.request_tearing_down, state.on_teardown),
+            "started": (flask_signals.request_started, lifecycle.on_started),
+            "finished": (flask_signals.request_finished, lifecycle.on_finished),
+            "teardown": (flask_signals.request_tearing_down, lifecycle.on_teardown),
         }
         for name in noop_receivers:
             signal, receiver = receivers[name]
             signal.disconnect(receiver, app)
             signal.connect(_nothing, app, weak=False)
+
+
+def _lifecycle(app: Flask) -> Any:
+    """The object whose receivers time ``app``'s requests (found through the signal)."""
+    for receiver in flask_signals.request_started.receivers_for(app):
+        owner = getattr(receiver, "__self__", None)
+        if type(owner).__name__ == "RequestLifecycle":
+            return owner
+    raise LookupError("flask-routetimer's receivers are not connected to this app")
 
 
 def _nothing(sender: Any, **extra: Any) -> None:

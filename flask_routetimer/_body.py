@@ -19,6 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Callable, Optional
 
+from werkzeug.wrappers import Response
+from werkzeug.wsgi import ClosingIterator
+
 
 class WatchedBody:
     """Iterate ``body`` unchanged; report an error it raises and whether it reached its end."""
@@ -56,3 +59,18 @@ class WatchedBody:
 def sends_body(method: str, status_code: int) -> bool:
     """False where Werkzeug sends no body at all (HEAD, 1xx, 204, 304), as ``get_app_iter`` does."""
     return method != "HEAD" and not (100 <= status_code < 200 or status_code in (204, 304))
+
+
+def is_lazy_body(response: Response) -> bool:
+    """True when the body is produced while the server sends it (generator, stream_with_context).
+
+    Two streamed-looking bodies are not: a ``ClosingIterator`` is an HTTPException (``abort()``,
+    404) that Flask ran as a WSGI app, already in memory; a ``direct_passthrough`` body (files
+    from ``send_file``) goes to the server as is, without the response's close callbacks, so its
+    span ends at teardown when the file is handed over.
+    """
+    return (
+        response.is_streamed
+        and not response.direct_passthrough
+        and not isinstance(response.response, ClosingIterator)
+    )

@@ -8,7 +8,7 @@ bounded in length and malformed parts are dropped.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Optional
 from urllib.parse import quote
@@ -25,6 +25,8 @@ from opentelemetry.semconv.attributes.network_attributes import NETWORK_PROTOCOL
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.semconv.attributes.url_attributes import URL_PATH, URL_QUERY, URL_SCHEME
 from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_ORIGINAL
+
+from .wsgi import raw_path, wsgi_to_text
 
 #: Flask-specific attributes; no semantic convention exists for them.
 FLASK_ENDPOINT = "flask.endpoint"
@@ -75,19 +77,9 @@ def span_name(method: str, route: Optional[str]) -> str:
     return f"{method} {route}" if route else method
 
 
-def wsgi_to_text(value: str) -> str:
-    """Undo WSGI's latin-1 decoding of raw bytes, the way Werkzeug does for ``request.path``."""
-    if value.isascii():
-        return value  # the same in latin-1 and UTF-8
-    try:
-        return value.encode("latin-1").decode("utf-8", "replace")
-    except UnicodeEncodeError:
-        return value
-
-
 def url_path(environ: Mapping[str, Any]) -> str:
     """The path the client asked for, prefix (``SCRIPT_NAME``) included, percent-encoded."""
-    raw = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    raw = raw_path(environ)
     if raw and _NEEDS_QUOTING.search(raw) is None:
         return truncate(raw)  # ASCII, nothing to encode
     return truncate(quote(wsgi_to_text(raw), safe=_PATH_SAFE) or "/")
@@ -179,11 +171,16 @@ def span_attributes(
     return attrs
 
 
+def is_failure(exception: Optional[BaseException], status_code: Optional[int]) -> bool:
+    """A request failed when it raised or answered 5xx (the one definition of "failed")."""
+    return exception is not None or (status_code is not None and status_code >= 500)
+
+
 def error_type(exception: Optional[BaseException], status_code: Optional[int]) -> Optional[str]:
     """``error.type``: the exception's qualified class name, else the 5xx status code."""
     if exception is not None:
         return type(exception).__qualname__
-    if status_code is not None and status_code >= 500:
+    if is_failure(None, status_code):
         return str(status_code)
     return None
 
@@ -206,8 +203,3 @@ def blueprint_of(endpoint: Optional[str]) -> Optional[str]:
     if endpoint and "." in endpoint:
         return endpoint.rpartition(".")[0]
     return None
-
-
-def environ_keys(environ: Mapping[str, Any]) -> Iterable[str]:
-    """Header names present in a WSGI environ, in the lower-case form propagators ask for."""
-    return [key[5:].lower().replace("_", "-") for key in environ if key.startswith("HTTP_")]

@@ -7,7 +7,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from werkzeug.routing import Rule
 
-from ._hooks import EXTENSION_KEY, AppState
+from .state import AppState, get_state
 
 routetimer_cli = AppGroup("routetimer", help="Inspect what flask-routetimer times.")
 
@@ -19,7 +19,7 @@ def timing_of(app: Flask, state: AppState, rule: Rule) -> str:
     """Whether requests to ``rule`` are timed, and if not, why."""
     if not state.settings.enabled:
         return "off (ROUTETIMER_ENABLED is False)"
-    if state._is_exempt(app, rule):
+    if state.routes.is_exempt(app, rule):
         return "exempt"
     excluded = state.settings.excluded
     if excluded is not None and excluded.search(rule.rule):
@@ -32,7 +32,7 @@ def timing_of(app: Flask, state: AppState, rule: Rule) -> str:
 def routes_command() -> None:
     """List each URL rule with its endpoint, methods and whether it is timed."""
     app = current_app
-    state: AppState = app.extensions[EXTENSION_KEY]
+    state = get_state(app)
     rows = [
         (
             rule.endpoint,

@@ -1,7 +1,9 @@
-"""Reading and validating the ``ROUTETIMER_*`` config keys.
+"""The ``ROUTETIMER_*`` config keys: one table, from which defaults, validation and docs come.
 
 Config is read once, in ``init_app``, and validated there: a wrong value is reported when the app
-is built, naming the key and what would be valid, never at the first request.
+is built, naming the key and what would be valid, never at the first request. Each key is one
+:class:`ConfigKey` in :data:`CONFIG_KEYS`; :func:`markdown_table` is the table that
+docs/configuration.md shows (a test keeps the two equal).
 """
 
 from __future__ import annotations
@@ -9,25 +11,20 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, cast
 
 from . import headers as header_capture
-
-EXCLUDED_URLS_ENV = ("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS")
-REQUEST_HEADERS = "ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST"
-RESPONSE_HEADERS = "ROUTETIMER_CAPTURE_HEADERS_SERVER_RESPONSE"
-SANITIZE_HEADERS = "ROUTETIMER_CAPTURE_HEADERS_SANITIZE"
-#: OpenTelemetry's variables for header capture, used as defaults of the ``ROUTETIMER_`` keys.
-CAPTURE_HEADERS_ENV = {
-    REQUEST_HEADERS: "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",
-    RESPONSE_HEADERS: "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE",
-    SANITIZE_HEADERS: "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS",
-}
+from .patterns import any_of
 
 
 class ConfigError(ValueError):
     """A ``ROUTETIMER_*`` config key or a constructor argument has an invalid value."""
+
+
+def on_unless_set(value: Optional[bool], debug: bool) -> bool:
+    """A tri-state switch: True/False as set, None meaning "on while the app is in debug mode"."""
+    return debug if value is None else value
 
 
 @dataclass(frozen=True)
@@ -44,8 +41,18 @@ class Settings:
     dashboard_url: str
     dashboard_auth: Optional[Callable[[], bool]]
     configure_sdk: bool
-    headers: Optional[header_capture.HeaderCapture] = None  # None: no header is captured
-    timing_allow_origin: Optional[str] = None  # Timing-Allow-Origin value sent with Server-Timing
+    timing_allow_origin: Optional[str]  # Timing-Allow-Origin value sent with Server-Timing
+    capture_request: list[str]
+    capture_response: list[str]
+    capture_sanitize: list[str]
+    #: Built from the three capture lists; None when no header is captured (no work per request).
+    headers: Optional[header_capture.HeaderCapture] = field(init=False)
+
+    def __post_init__(self) -> None:
+        capture = header_capture.build(
+            self.capture_request, self.capture_response, self.capture_sanitize
+        )
+        object.__setattr__(self, "headers", capture)
 
     def dashboard_on(self, debug: bool) -> bool:
         """``ROUTETIMER_DASHBOARD`` if set, else the app's debug flag *now* (``app.run(debug=True)``
@@ -54,36 +61,11 @@ class Settings:
             # Outside debug an unauthenticated dashboard is never served, even if debug was on
             # when init_app accepted ROUTETIMER_DASHBOARD=True without an auth function.
             return False
-        return debug if self.dashboard is None else self.dashboard
+        return on_unless_set(self.dashboard, debug)
 
-
-def _excluded_default(environ: Mapping[str, str]) -> str:
-    for name in EXCLUDED_URLS_ENV:
-        value = environ.get(name, "").strip()
-        if value:
-            return value
-    return ""
-
-
-def set_defaults(config: MutableMapping[str, Any], environ: Mapping[str, str]) -> None:
-    """Fill in every key the user did not set; OpenTelemetry's env variables seed exclusions."""
-    config.setdefault("ROUTETIMER_ENABLED", True)
-    config.setdefault("ROUTETIMER_EXCLUDED_URLS", _excluded_default(environ))
-    config.setdefault("ROUTETIMER_SERVER_TIMING", None)
-    config.setdefault("ROUTETIMER_RECORD_EXCEPTIONS", True)
-    config.setdefault("ROUTETIMER_MAX_ROUTES", 1000)
-    config.setdefault("ROUTETIMER_TRACE_BUFFER", 200)
-    config.setdefault("ROUTETIMER_DASHBOARD", None)
-    config.setdefault("ROUTETIMER_DASHBOARD_URL", "/_routetimer")
-    config.setdefault("ROUTETIMER_DASHBOARD_AUTH", None)
-    config.setdefault("ROUTETIMER_CONFIGURE_SDK", False)
-    for key, name in CAPTURE_HEADERS_ENV.items():
-        extra = string_list(name, environ.get(name, ""), "header names")
-        if key == SANITIZE_HEADERS:
-            config.setdefault(key, [*header_capture.DEFAULT_SANITIZE, *extra])
-        else:
-            config.setdefault(key, extra)
-    config.setdefault("ROUTETIMER_TIMING_ALLOW_ORIGIN", None)
+    def server_timing_on(self, debug: bool) -> bool:
+        """Whether to send ``Server-Timing`` now (None follows the debug flag, read per request)."""
+        return on_unless_set(self.server_timing, debug)
 
 
 def require_bool(key: str, value: Any) -> bool:
@@ -164,9 +146,7 @@ def compile_patterns(key: str, value: Any) -> Optional[re.Pattern[str]]:
         string_list(key, value, "a list of regular expressions"),
         "not a valid regular expression",
     )
-    if not patterns:
-        return None
-    return re.compile("|".join(f"(?:{pattern})" for pattern in patterns))
+    return any_of(patterns)
 
 
 def header_patterns(key: str, value: Any) -> list[str]:
@@ -207,32 +187,217 @@ def timing_allow_origin(key: str, value: Any) -> Optional[str]:
     return ", ".join(origin.strip() for origin in origins)
 
 
+def _bool(key: str, value: Any) -> bool:
+    return require_bool(key, value)
+
+
+def _at_least(minimum: int) -> Callable[[str, Any], int]:
+    return lambda key, value: require_int(key, value, minimum)
+
+
+def _first_env(names: tuple[str, ...], environ: Mapping[str, str]) -> Any:
+    """The first of OpenTelemetry's variables that is set, else the key's own default."""
+    for name in names:
+        value = environ.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def _added_to_sanitize(names: tuple[str, ...], environ: Mapping[str, str]) -> list[str]:
+    """The sanitize list: ours plus the names OpenTelemetry's variable adds."""
+    extra = string_list(names[0], environ.get(names[0], ""), "header names")
+    return [*header_capture.DEFAULT_SANITIZE, *extra]
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One config key: its default, how it is validated, and what the docs say of it."""
+
+    #: The key in ``app.config``.
+    name: str
+    #: The value ``init_app`` sets when the key is not set (and no environment variable is).
+    default: object
+    #: The valid values, as the docs and error messages describe them.
+    valid: str
+    #: What the key does.
+    doc: str
+    #: Validates a value and converts it to its ``Settings`` form; raises ``ConfigError``.
+    read: Callable[[str, Any], Any] = field(repr=False)
+    #: The ``Settings`` attribute the value goes to.
+    attribute: str = ""
+    #: Environment variables that seed the default when the key is not set.
+    env: tuple[str, ...] = ()
+    #: How the environment variables become the default (None: the variables' value as is).
+    from_env: Optional[Callable[[tuple[str, ...], Mapping[str, str]], Any]] = field(
+        default=None, repr=False
+    )
+    #: How the default reads in the docs, when ``repr(default)`` would not say it well.
+    default_text: Optional[str] = None
+
+    def default_for(self, environ: Mapping[str, str]) -> Any:
+        """The default in this environment."""
+        if self.env:
+            seeded = (self.from_env or _first_env)(self.env, environ)
+            if seeded is not None:
+                return seeded
+        # A fresh copy: one app changing its list must not change another app's default.
+        return list(self.default) if isinstance(self.default, list) else self.default
+
+
+_HEADER_LIST = "`list[str]`, or one comma-separated `str`"
+#: Every config key, in the order the docs list them.
+CONFIG_KEYS: tuple[ConfigKey, ...] = (
+    ConfigKey(
+        "ROUTETIMER_ENABLED",
+        True,
+        "`bool`",
+        "turn everything off for one app: no span, metric, statistic or signal",
+        _bool,
+        "enabled",
+    ),
+    ConfigKey(
+        "ROUTETIMER_EXCLUDED_URLS",
+        "",
+        "`list[str]`, or one comma-separated `str`",
+        "regular expressions searched in the request path (`SCRIPT_NAME` + `PATH_INFO`); a match "
+        "gets no span, metric, statistic or signal",
+        compile_patterns,
+        "excluded",
+        env=("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS"),
+        default_text='`""` (none)',
+    ),
+    ConfigKey(
+        "ROUTETIMER_SERVER_TIMING",
+        None,
+        "`bool` or `None`",
+        "add a `Server-Timing: app;dur=<ms>` response header. `None`: only while `app.debug` is "
+        "on (checked per request, so `app.run(debug=True)` works)",
+        optional_bool,
+        "server_timing",
+    ),
+    ConfigKey(
+        "ROUTETIMER_RECORD_EXCEPTIONS",
+        True,
+        "`bool`",
+        "record unhandled exceptions as `exception` events on the request span (the span's "
+        "status is ERROR either way)",
+        _bool,
+        "record_exceptions",
+    ),
+    ConfigKey(
+        "ROUTETIMER_MAX_ROUTES",
+        1000,
+        "`int` ≥ 1",
+        "most (method, route) rows kept by the live statistics (`timer.stats()`); later ones are "
+        "counted in one overflow row",
+        _at_least(1),
+        "max_routes",
+    ),
+    ConfigKey(
+        "ROUTETIMER_TRACE_BUFFER",
+        200,
+        "`int` ≥ 0",
+        "how many recent request traces to keep in memory for the dashboard (needs the "
+        "OpenTelemetry SDK's `TracerProvider`); `0` keeps none. Kept only when the dashboard is "
+        "on as the app serves its first request (or opens the dashboard): with it off, no span "
+        "pays for the buffer",
+        _at_least(0),
+        "trace_buffer",
+    ),
+    ConfigKey(
+        "ROUTETIMER_DASHBOARD",
+        None,
+        "`bool` or `None`",
+        "serve the dashboard. `None`: only in debug mode. `True` outside debug mode requires "
+        "`ROUTETIMER_DASHBOARD_AUTH`",
+        optional_bool,
+        "dashboard",
+    ),
+    ConfigKey(
+        "ROUTETIMER_DASHBOARD_URL",
+        "/_routetimer",
+        "`str`",
+        "URL prefix of the dashboard: starts with `/`; a trailing `/` is dropped",
+        url_prefix,
+        "dashboard_url",
+    ),
+    ConfigKey(
+        "ROUTETIMER_DASHBOARD_AUTH",
+        None,
+        "callable `() -> bool`, or `None`",
+        "called per dashboard request (it can read `flask.request`); returns True for requests "
+        "allowed to see it",
+        optional_callable,
+        "dashboard_auth",
+    ),
+    ConfigKey(
+        "ROUTETIMER_CONFIGURE_SDK",
+        False,
+        "`bool`",
+        "call `flask_routetimer.configure_sdk()` in `init_app`: build SDK providers from the "
+        "environment (all the standard `OTEL_*` SDK variables, see [BACKENDS.md](BACKENDS.md)) "
+        "unless some are already configured",
+        _bool,
+        "configure_sdk",
+    ),
+    ConfigKey(
+        "ROUTETIMER_TIMING_ALLOW_ORIGIN",
+        None,
+        "`str`, `list[str]` or `None`",
+        '`"*"`, an origin or a list of origins: sent as `Timing-Allow-Origin` next to '
+        "`Server-Timing`, so browsers show the timing to those origins",
+        timing_allow_origin,
+        "timing_allow_origin",
+        default_text="`None` (header not sent)",
+    ),
+    ConfigKey(
+        "ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST",
+        [],
+        _HEADER_LIST,
+        "request headers to record as `http.request.header.<name>` (case-insensitive names, or "
+        "regexes matching the whole name)",
+        header_patterns,
+        "capture_request",
+        env=("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",),
+        default_text="none",
+    ),
+    ConfigKey(
+        "ROUTETIMER_CAPTURE_HEADERS_SERVER_RESPONSE",
+        [],
+        _HEADER_LIST,
+        "the same for response headers (`http.response.header.<name>`)",
+        header_patterns,
+        "capture_response",
+        env=("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE",),
+        default_text="none",
+    ),
+    ConfigKey(
+        "ROUTETIMER_CAPTURE_HEADERS_SANITIZE",
+        list(header_capture.DEFAULT_SANITIZE),
+        _HEADER_LIST,
+        "captured headers whose value is recorded as `REDACTED`; `Authorization`, `Cookie`, "
+        "`Set-Cookie` and `Proxy-Authorization` are always redacted. The variable adds to the "
+        "default list",
+        header_patterns,
+        "capture_sanitize",
+        env=("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS",),
+        from_env=_added_to_sanitize,
+        default_text="common credential headers",
+    ),
+)
+
+
+def set_defaults(config: MutableMapping[str, Any], environ: Mapping[str, str]) -> None:
+    """Fill in every key the user did not set; OpenTelemetry's variables seed some defaults."""
+    for key in CONFIG_KEYS:
+        config.setdefault(key.name, key.default_for(environ))
+
+
 def read_settings(config: Mapping[str, Any], debug: bool) -> Settings:
     """Validate the app's config; ``debug`` is the app's debug flag at ``init_app``."""
-    settings = Settings(
-        enabled=require_bool("ROUTETIMER_ENABLED", config["ROUTETIMER_ENABLED"]),
-        excluded=compile_patterns("ROUTETIMER_EXCLUDED_URLS", config["ROUTETIMER_EXCLUDED_URLS"]),
-        server_timing=optional_bool("ROUTETIMER_SERVER_TIMING", config["ROUTETIMER_SERVER_TIMING"]),
-        record_exceptions=require_bool(
-            "ROUTETIMER_RECORD_EXCEPTIONS", config["ROUTETIMER_RECORD_EXCEPTIONS"]
-        ),
-        max_routes=require_int("ROUTETIMER_MAX_ROUTES", config["ROUTETIMER_MAX_ROUTES"], 1),
-        trace_buffer=require_int("ROUTETIMER_TRACE_BUFFER", config["ROUTETIMER_TRACE_BUFFER"], 0),
-        dashboard=optional_bool("ROUTETIMER_DASHBOARD", config["ROUTETIMER_DASHBOARD"]),
-        dashboard_url=url_prefix("ROUTETIMER_DASHBOARD_URL", config["ROUTETIMER_DASHBOARD_URL"]),
-        dashboard_auth=optional_callable(
-            "ROUTETIMER_DASHBOARD_AUTH", config["ROUTETIMER_DASHBOARD_AUTH"]
-        ),
-        configure_sdk=require_bool("ROUTETIMER_CONFIGURE_SDK", config["ROUTETIMER_CONFIGURE_SDK"]),
-        headers=header_capture.build(
-            request=header_patterns(REQUEST_HEADERS, config[REQUEST_HEADERS]),
-            response=header_patterns(RESPONSE_HEADERS, config[RESPONSE_HEADERS]),
-            sanitize=header_patterns(SANITIZE_HEADERS, config[SANITIZE_HEADERS]),
-        ),
-        timing_allow_origin=timing_allow_origin(
-            "ROUTETIMER_TIMING_ALLOW_ORIGIN", config["ROUTETIMER_TIMING_ALLOW_ORIGIN"]
-        ),
-    )
+    values = {key.attribute: key.read(key.name, config[key.name]) for key in CONFIG_KEYS}
+    settings = Settings(**values)
     if settings.dashboard and not debug and settings.dashboard_auth is None:
         raise ConfigError(
             "ROUTETIMER_DASHBOARD is True outside debug mode, so ROUTETIMER_DASHBOARD_AUTH must "
@@ -241,6 +406,20 @@ def read_settings(config: Mapping[str, Any], debug: bool) -> Settings:
             "unset to show it in debug mode only."
         )
     return settings
+
+
+def markdown_table() -> str:
+    """The config keys table of docs/configuration.md."""
+    lines = [
+        "| key | type | default | environment variable honoured | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for key in CONFIG_KEYS:
+        shown = f'"{key.default}"' if isinstance(key.default, str) else repr(key.default)
+        default = key.default_text or f"`{shown}`"
+        env = ", else ".join(f"`{name}`" for name in key.env) or "–"
+        lines.append(f"| `{key.name}` | {key.valid} | {default} | {env} | {key.doc} |")
+    return "\n".join(lines)
 
 
 def environment() -> Mapping[str, str]:

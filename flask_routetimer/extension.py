@@ -1,4 +1,10 @@
-"""The ``RouteTimer`` extension object: registration, exemptions and child spans."""
+"""The ``RouteTimer`` extension object: the one place that wires the parts together.
+
+Arrows point one way: leaf modules (attributes, config, headers, stats, tracebuffer, metrics,
+signals, body, fence) <- ``telemetry`` and ``state`` <- consumers (``lifecycle``, ``dashboard``,
+``cli``, ``testing``) <- this module. Nothing imports it but the package's ``__init__`` and
+``testing``.
+"""
 
 from __future__ import annotations
 
@@ -8,37 +14,19 @@ from flask import Flask, current_app
 from opentelemetry import metrics, trace
 from opentelemetry.util.types import Attributes
 
-from ._hooks import EXTENSION_KEY, AppState
-from ._version import __version__
+from .child_spans import ChildSpan
 from .cli import routetimer_cli
 from .config import environment, read_settings, set_defaults
 from .dashboard import create_blueprint
-from .metrics import RequestMetrics
-from .sdk import configure_sdk, is_unset
+from .lifecycle import RequestLifecycle
+from .routes import Exemptions
+from .sdk import configure_sdk
+from .state import EXTENSION_KEY, AppState, get_state
 from .stats import StatsSnapshot
-from .timed import Timed
-
-#: The semantic conventions version our attribute names follow.
-SCHEMA_URL = "https://opentelemetry.io/schemas/1.26.0"
+from .telemetry import Telemetry
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
-
-
-def _check_provider(argument: str, provider: Any, method: str) -> None:
-    if provider is not None and not callable(getattr(provider, method, None)):
-        raise TypeError(
-            f"{argument} must be an OpenTelemetry {argument.replace('_', ' ').title()} "
-            f"(an object with .{method}()), got {type(provider).__name__}."
-        )
-
-
-def _is_placeholder(provider: object) -> bool:
-    """The API's stand-ins, used while no SDK provider is configured."""
-    # Exact types: a subclass of a no-op provider may well record something.
-    return type(provider) in (metrics.NoOpMeterProvider, trace.NoOpTracerProvider) or is_unset(
-        provider
-    )
 
 
 class RouteTimer:
@@ -56,18 +44,9 @@ class RouteTimer:
         tracer_provider: Optional[trace.TracerProvider] = None,
         meter_provider: Optional[metrics.MeterProvider] = None,
     ) -> None:
-        _check_provider("tracer_provider", tracer_provider, "get_tracer")
-        _check_provider("meter_provider", meter_provider, "get_meter")
-        self.tracer_provider = tracer_provider
-        self.meter_provider = meter_provider
-        # Without a provider this is the API's proxy tracer: it follows the global provider even
-        # when that is configured after init_app.
-        self.tracer = trace.get_tracer(
-            "flask_routetimer", __version__, tracer_provider, schema_url=SCHEMA_URL
-        )
-        # Instruments are created once per provider, never per request.
-        self.metrics = RequestMetrics(meter_provider, SCHEMA_URL)
-        self._exempt: set[Any] = set()
+        #: Where spans and metric points go; shared by every app this timer serves.
+        self.telemetry = Telemetry(tracer_provider, meter_provider)
+        self._exemptions = Exemptions()
         if app is not None:
             self.init_app(app)
 
@@ -80,52 +59,42 @@ class RouteTimer:
                 f"app.extensions[{EXTENSION_KEY!r}]."
             )
         set_defaults(app.config, environment())
-        state = AppState(self, read_settings(app.config, app.debug))
+        state = AppState(read_settings(app.config, app.debug), self.telemetry, self._exemptions)
         if state.settings.configure_sdk:
             configure_sdk()
         app.extensions[EXTENSION_KEY] = state
         if state.settings.enabled:
-            state.connect(app)
+            RequestLifecycle(state).connect(app)
         # Always registered: whether it answers is decided per request (debug may change).
         app.register_blueprint(create_blueprint(state.settings.dashboard_url))
         app.cli.add_command(routetimer_cli)
 
-    def tracing_active(self) -> bool:
-        """False when spans would go nowhere (no SDK): the hot path then skips building them."""
-        return not _is_placeholder(self.tracer_provider or trace.get_tracer_provider())
-
-    def metrics_active(self) -> bool:
-        """False when metric points would go nowhere (no SDK meter provider)."""
-        return not _is_placeholder(self.meter_provider or metrics.get_meter_provider())
+    @property
+    def tracer(self) -> trace.Tracer:
+        """The tracer request and child spans are started with."""
+        return self.telemetry.tracer
 
     def exempt(self, view: T) -> T:
         """Leave a view (function or ``View`` class) untimed; returns it unchanged."""
-        self._exempt.add(view)
+        self._exemptions.add(view)
         return view
-
-    def is_exempt(self, view: Any) -> bool:
-        """True for a view marked with :meth:`exempt` (or made by ``as_view`` of one)."""
-        if view is None:
-            return False
-        try:
-            return view in self._exempt or getattr(view, "view_class", None) in self._exempt
-        except TypeError:  # an unhashable callable object as view
-            return False
 
     @overload
     def timed(self, name: F, /) -> F: ...
 
     @overload
-    def timed(self, name: Optional[str] = None, /, *, attributes: Attributes = None) -> Timed: ...
+    def timed(
+        self, name: Optional[str] = None, /, *, attributes: Attributes = None
+    ) -> ChildSpan: ...
 
     def timed(
         self, name: Union[str, F, None] = None, /, *, attributes: Attributes = None
-    ) -> Union[Timed, F]:
+    ) -> Union[ChildSpan, F]:
         """A child span for inner work: ``with timer.timed("x"):``, ``@timer.timed`` or
         ``@timer.timed("x")``."""
         if callable(name):
-            return Timed(self, None)(name)
-        return Timed(self, name, attributes)
+            return ChildSpan(self.telemetry, None)(name)
+        return ChildSpan(self.telemetry, name, attributes)
 
     def stats(self, app: Optional[Flask] = None) -> StatsSnapshot:
         """An immutable snapshot of the app's route statistics, slowest total first."""
@@ -138,12 +107,4 @@ class RouteTimer:
     @staticmethod
     def state(app: Optional[Flask] = None) -> AppState:
         """The per-app state of ``app`` (default: the current app)."""
-        target = app if app is not None else current_app
-        try:
-            state: AppState = target.extensions[EXTENSION_KEY]
-        except KeyError:
-            raise RuntimeError(
-                f"flask-routetimer is not registered on the app {target.name!r}: "
-                "call RouteTimer(app) or timer.init_app(app) first."
-            ) from None
-        return state
+        return get_state(app if app is not None else current_app)

@@ -14,7 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from .attributes import MAX_VALUE_LENGTH, REDACTED, Attributes, truncate, wsgi_to_text
+from .attributes import MAX_VALUE_LENGTH, REDACTED, Attributes, truncate
+from .patterns import any_of
+from .wsgi import header_name, wsgi_to_text
 
 #: Redacted even when allow-listed and whatever the sanitize list says.
 ALWAYS_REDACTED = ("authorization", "cookie", "set-cookie", "proxy-authorization")
@@ -28,6 +30,7 @@ DEFAULT_SANITIZE = (
     "proxy-authenticate",
     "www-authenticate",
 )
+_DEFAULT_SANITIZE_SET = frozenset(DEFAULT_SANITIZE)
 #: At most this many headers are captured per request and per response.
 MAX_HEADERS = 64
 
@@ -37,8 +40,9 @@ _CGI_HEADERS = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-lengt
 def environ_headers(environ: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
     """``(lower-case name, value)`` for each request header of a WSGI environ."""
     for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            yield key[5:].lower().replace("_", "-"), value
+        name = header_name(key)
+        if name is not None:
+            yield name, value
         elif key in _CGI_HEADERS and value:
             yield _CGI_HEADERS[key], value
 
@@ -87,22 +91,18 @@ class HeaderCapture:
         return attrs
 
 
-def compile_names(patterns: Iterable[str]) -> Optional[re.Pattern[str]]:
-    """One case-insensitive pattern matching any of ``patterns`` (None when there are none)."""
-    parts = [pattern for pattern in patterns if pattern]
-    if not parts:
-        return None
-    return re.compile("|".join(f"(?:{part})" for part in parts), re.IGNORECASE)
+def is_credential(name: str) -> bool:
+    """True for a header whose value is a credential by default (any case, ``-`` or ``_``)."""
+    return name.lower().replace("_", "-") in _DEFAULT_SANITIZE_SET
 
 
 def build(request: list[str], response: list[str], sanitize: list[str]) -> Optional[HeaderCapture]:
     """A :class:`HeaderCapture`, or None when no header is allow-listed (no work per request)."""
-    request_pattern = compile_names(request)
-    response_pattern = compile_names(response)
+    request_pattern = any_of(request, re.IGNORECASE)
+    response_pattern = any_of(response, re.IGNORECASE)
     if request_pattern is None and response_pattern is None:
         return None
     always = [re.escape(name) for name in ALWAYS_REDACTED]
-    sanitize_pattern = re.compile(
-        "|".join(f"(?:{part})" for part in [*always, *sanitize] if part), re.IGNORECASE
-    )
+    sanitize_pattern = any_of([*always, *sanitize], re.IGNORECASE)
+    assert sanitize_pattern is not None  # ALWAYS_REDACTED is never empty
     return HeaderCapture(request_pattern, response_pattern, sanitize_pattern)

@@ -20,8 +20,6 @@ from opentelemetry.semconv.attributes.network_attributes import NETWORK_PROTOCOL
 from opentelemetry.semconv.attributes.url_attributes import URL_SCHEME
 from opentelemetry.semconv.metrics.http_metrics import HTTP_SERVER_REQUEST_DURATION
 
-from ._version import __version__
-
 #: Bucket advice of the semantic conventions for ``http.server.request.duration`` (seconds).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
@@ -48,15 +46,14 @@ InFlight = set[object]
 class RequestMetrics:
     """``http.server.request.duration`` and ``http.server.active_requests``.
 
-    Without an explicit provider the meter is the API's proxy, which binds to the global
-    provider whenever that is configured. Active requests are counted in a plain dict and
+    Given the API's proxy meter (no explicit provider), it binds to the global provider
+    whenever that is configured. Active requests are counted in a plain dict and
     observed by the SDK only when it collects: an up-down counter whose value is read at export
     instead of two synchronous measurements on every request. Attribute dicts are built once per
     distinct set and reused (they are low-cardinality by design, and never mutated).
     """
 
-    def __init__(self, meter_provider: Optional[metrics.MeterProvider], schema_url: str) -> None:
-        meter = metrics.get_meter("flask_routetimer", __version__, meter_provider, schema_url)
+    def __init__(self, meter: metrics.Meter) -> None:
         self.duration = meter.create_histogram(
             HTTP_SERVER_REQUEST_DURATION,
             unit="s",
@@ -66,7 +63,8 @@ class RequestMetrics:
         self._active: dict[Optional[ActiveKey], InFlight] = {}
         self._active_lock = threading.Lock()  # only to add a key
         self._attribute_sets: dict[DurationKey, MetricAttributes] = {}
-        self.active = meter.create_observable_up_down_counter(
+        # The SDK keeps the instrument (and calls back) as long as the meter lives.
+        meter.create_observable_up_down_counter(
             HTTP_SERVER_ACTIVE_REQUESTS,
             callbacks=[self._observe_active],
             unit="{request}",

@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from .config import ConfigError
+from .telemetry import is_unset
 
 logger = logging.getLogger("flask_routetimer")
 
@@ -122,14 +123,6 @@ def load_exporter(signal: str, name: str) -> Any:
     hint = f" Install it with: {OTLP_EXTRA_HINT}." if name.startswith("otlp") else ""
     raise ConfigError(
         f"{_SIGNALS[signal][0]} asks for the {name!r} exporter, which is not installed.{hint}"
-    )
-
-
-def is_unset(provider: object) -> bool:
-    """True while the API still hands out its placeholder (nothing configured yet)."""
-    return isinstance(provider, trace.ProxyTracerProvider) or type(provider).__name__ in (
-        "_ProxyMeterProvider",
-        "ProxyMeterProvider",
     )
 
 

@@ -81,7 +81,6 @@ def _bucket_quantile(buckets: Iterable[Bucket], count: int, q: float) -> float:
 
 # --- Statistics table -------------------------------------------------------------------------
 
-DEFAULT_MAX_ROUTES = 1000
 OVERFLOW_METHOD = "*"
 _INF = math.inf
 
@@ -238,13 +237,6 @@ class _RouteRow:
         )
 
 
-def _validate_max_routes(max_routes: object) -> int:
-    """Reject anything but an int >= 1 (bool excluded) with a message naming the setting."""
-    if isinstance(max_routes, bool) or not isinstance(max_routes, int) or max_routes < 1:
-        raise ValueError(f"ROUTETIMER_MAX_ROUTES must be an integer >= 1, got {max_routes!r}")
-    return max_routes
-
-
 def _sort_key(row: RouteStats) -> tuple[float, str, str]:
     """Heaviest routes first; ties broken by name so snapshots are deterministic."""
     return (-row.total, row.method, row.route or "")
@@ -258,8 +250,8 @@ class RouteStatsTable:
     requests for new keys all go to a single overflow row (method ``"*"``, route ``None``).
     """
 
-    def __init__(self, max_routes: int = DEFAULT_MAX_ROUTES) -> None:
-        self._max_routes = _validate_max_routes(max_routes)
+    def __init__(self, max_routes: int) -> None:
+        self._max_routes = max_routes  # validated with the config (ROUTETIMER_MAX_ROUTES)
         self._lock = threading.Lock()  # only for creating rows, reset and snapshot
         self._rows: dict[_Key, _RouteRow] = {}
         self._overflow: _RouteRow | None = None

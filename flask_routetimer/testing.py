@@ -26,12 +26,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 
-from ._version import __version__
-from .extension import SCHEMA_URL, RouteTimer
-from .metrics import RequestMetrics
 from .signals import request_timed
+from .state import get_state
+from .telemetry import Telemetry
 from .timing import RouteTiming
-from .tracebuffer import SCOPE_NAME, is_request_span
+from .tracebuffer import is_request_span
 
 __all__ = ["Captured", "capture"]
 
@@ -39,8 +38,8 @@ __all__ = ["Captured", "capture"]
 class Captured:
     """What :func:`capture` recorded; readable inside the ``with`` block and after it."""
 
-    def __init__(self, timer: RouteTimer) -> None:
-        self._timer = timer
+    def __init__(self, live: Telemetry) -> None:
+        self._live = live  # the telemetry the app records to while the capture is active
         self._active = False
         #: One :class:`~flask_routetimer.RouteTiming` per timed request of the app, in the order
         #: the requests finished (as the ``request_timed`` signal delivered them).
@@ -51,7 +50,8 @@ class Captured:
         )
         self._tracer_provider.add_span_processor(SimpleSpanProcessor(self._exporter))
         self._final_metrics: Optional[MetricsData] = None
-        self._reader, self._meter_provider, self._metrics = self._new_meter()
+        self._reader = InMemoryMetricReader()
+        self._telemetry = Telemetry(self._tracer_provider, self._new_meter_provider())
 
     @property
     def all_spans(self) -> list[ReadableSpan]:
@@ -83,19 +83,22 @@ class Captured:
         self._exporter.clear()
         self.timings.clear()
         self._final_metrics = None
-        if self._active:  # a new meter starts from zero; the timer records to it from now on
-            self._meter_provider.shutdown()
-            self._reader, self._meter_provider, self._metrics = self._new_meter()
-            self._timer.metrics = self._metrics
-            self._timer.meter_provider = self._meter_provider
+        if self._active:  # a new meter starts from zero; the app records to it from now on
+            self._meter_provider().shutdown()
+            self._reader = InMemoryMetricReader()
+            fresh = Telemetry(self._tracer_provider, self._new_meter_provider())
+            self._live.swap(fresh)
+            self._telemetry = fresh
 
     # -- used by capture() -----------------------------------------------------------------
 
-    @staticmethod
-    def _new_meter() -> tuple[InMemoryMetricReader, MeterProvider, RequestMetrics]:
-        reader = InMemoryMetricReader()
-        provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
-        return reader, provider, RequestMetrics(provider, SCHEMA_URL)
+    def _new_meter_provider(self) -> MeterProvider:
+        return MeterProvider(metric_readers=[self._reader], shutdown_on_exit=False)
+
+    def _meter_provider(self) -> MeterProvider:
+        provider = self._telemetry.meter_provider
+        assert isinstance(provider, MeterProvider)  # always one of _new_meter_provider()
+        return provider
 
     def _on_timed(self, sender: Any, timing: RouteTiming, **_: Any) -> None:
         self.timings.append(timing)
@@ -104,7 +107,7 @@ class Captured:
         """Keep the last metric values readable, then release the providers."""
         self._active = False
         self._final_metrics = self._reader.get_metrics_data()
-        self._meter_provider.shutdown()
+        self._meter_provider().shutdown()
         self._tracer_provider.shutdown()
 
 
@@ -112,35 +115,29 @@ class Captured:
 def capture(app: Flask) -> Iterator[Captured]:
     """Record the app's request spans, ``timer.timed`` spans, metrics and timings in memory.
 
-    For the duration of the block, the app's ``RouteTimer`` (``RouteTimer.state(app).timer``)
-    sends its spans to an in-memory exporter and its metrics to an in-memory reader; its own
-    tracer and meter are restored afterwards, also when the block raises. The app's trace buffer
+    For the duration of the block, the app's ``RouteTimer`` sends its spans to an in-memory
+    exporter and its metrics to an in-memory reader; its own tracer and meter are restored
+    afterwards, also when the block raises. The app's trace buffer
     (the dashboard's recent traces) keeps receiving the captured traces.
 
-    Not thread-safe to nest or overlap from several threads: it swaps attributes of the timer,
+    Not thread-safe to nest or overlap from several threads: it swaps the timer's telemetry,
     which all threads share. Requests served by other threads during the block *are* captured,
     and so are other apps served by the same ``RouteTimer`` (only their timings are not).
     """
-    state = RouteTimer.state(app)
-    timer = state.timer
-    captured = Captured(timer)
+    state = get_state(app)
+    live = state.telemetry
+    captured = Captured(live)
     if state.settings.trace_buffer > 0:
         captured._tracer_provider.add_span_processor(state.traces)
     # The buffer is fed by the capture's provider for now; attaching it lazily to a provider
     # must wait until the real one is back.
-    saved_attached, state.trace_buffer_decided = state.trace_buffer_decided, True
-    saved = (timer.tracer_provider, timer.meter_provider, timer.tracer, timer.metrics)
-    timer.tracer_provider = captured._tracer_provider
-    timer.meter_provider = captured._meter_provider
-    timer.tracer = captured._tracer_provider.get_tracer(
-        SCOPE_NAME, __version__, schema_url=SCHEMA_URL
-    )
-    timer.metrics = captured._metrics
+    saved_decided, state.traces.decided = state.traces.decided, True
+    saved = live.swap(captured._telemetry)
     captured._active = True
     try:
         with request_timed.connected_to(captured._on_timed, sender=app):
             yield captured
     finally:
-        timer.tracer_provider, timer.meter_provider, timer.tracer, timer.metrics = saved
-        state.trace_buffer_decided = saved_attached
+        live.swap(saved)
+        state.traces.decided = saved_decided
         captured._close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from .attributes import is_failure
+
 
 @dataclass(frozen=True)
 class RouteTiming:
@@ -31,4 +33,4 @@ class RouteTiming:
     @property
     def failed(self) -> bool:
         """True for an unhandled exception or a 5xx response."""
-        return self.exception is not None or (self.status_code or 0) >= 500
+        return is_failure(self.exception, self.status_code)

@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_METHOD, HTTP_ROUTE
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import ProxyTracerProvider, SpanKind
 
-#: Instrumentation scope name of the request spans (see ``RouteTimer``).
-SCOPE_NAME = "flask_routetimer"
+from .telemetry import SCOPE_NAME
+
 MAX_SPANS_PER_TRACE = 256
+#: Why the trace buffer is empty when it was never attached.
+TRACES_NOT_KEPT = (
+    "Recent traces are kept only when the dashboard is on as the app serves its first request: "
+    "start in debug mode, or set ROUTETIMER_DASHBOARD = True (with ROUTETIMER_DASHBOARD_AUTH "
+    "outside debug). ROUTETIMER_TRACE_BUFFER = 0 keeps none."
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,9 @@ class TraceBuffer(SpanProcessor):
         self._lock = threading.Lock()
         #: Why no traces can be shown (no SDK provider), or None when attached.
         self.unavailable: Optional[str] = "No tracer provider has been seen yet."
+        #: Whether to attach is decided once (see :meth:`decide`); until then each request asks.
+        self.decided = False
+        self._decide_lock = threading.Lock()  # two first requests must not attach it twice
 
     # -- SpanProcessor -----------------------------------------------------------------------
 
@@ -128,6 +138,28 @@ class TraceBuffer(SpanProcessor):
 
     # -- attaching ---------------------------------------------------------------------------
 
+    def decide(self, shown: bool, provider: Callable[[], object]) -> None:
+        """Attach to the provider in use if the dashboard can show the traces, once.
+
+        Called on the first request with a provider configured (when debug mode is known, also
+        after ``app.run(debug=True)``) or the first dashboard visit. With the dashboard off
+        nobody reads the buffer, so no span pays for it: a span processor runs for every span
+        the provider ends.
+        """
+        with self._decide_lock:
+            if self.decided:
+                return
+            if self.capacity <= 0 or not shown:
+                self.decided = True
+                self.unavailable = TRACES_NOT_KEPT
+                return
+            current = provider()
+            if isinstance(current, ProxyTracerProvider):
+                self.unavailable = "No OpenTelemetry tracer provider is configured yet."
+                return  # the global provider may still be set: look again next request
+            self.decided = True
+            self.attach_to(current)
+
     def attach_to(self, provider: object) -> None:
         """Add this buffer to an SDK tracer provider, or note why it cannot be."""
         if isinstance(provider, TracerProvider):
@@ -149,7 +181,7 @@ class TraceBuffer(SpanProcessor):
                 (tid, t.request_span, tuple(t.spans), t.dropped) for tid, t in self._done.items()
             ]
         return [
-            TraceRecord(format(tid, "032x"), request, _by_start(spans), dropped)
+            TraceRecord(format(tid, "032x"), request, tuple(by_start(spans)), dropped)
             for tid, request, spans, dropped in reversed(items)
             if request is not None
         ]
@@ -165,13 +197,9 @@ class TraceBuffer(SpanProcessor):
             if found is None or found.request_span is None:
                 return None
             record = (found.request_span, tuple(found.spans), found.dropped)
-        return TraceRecord(format(key, "032x"), record[0], _by_start(record[1]), record[2])
-
-    def clear(self) -> None:
-        with self._lock:
-            self._done.clear()
-            self._pending.clear()
+        return TraceRecord(format(key, "032x"), record[0], tuple(by_start(record[1])), record[2])
 
 
-def _by_start(spans: tuple[ReadableSpan, ...]) -> tuple[ReadableSpan, ...]:
-    return tuple(sorted(spans, key=lambda span: span.start_time or 0))
+def by_start(spans: Iterable[ReadableSpan]) -> list[ReadableSpan]:
+    """Spans oldest start first (the order waterfalls and traces are shown in)."""
+    return sorted(spans, key=lambda span: span.start_time or 0)

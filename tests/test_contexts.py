@@ -12,7 +12,7 @@ from opentelemetry import trace
 from werkzeug.test import EnvironBuilder
 
 from flask_routetimer import RouteTiming, request_timed
-from flask_routetimer._hooks import current_record
+from flask_routetimer.record import current_record
 
 
 @pytest.fixture

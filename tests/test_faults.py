@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 
 from flask_routetimer import RouteTimer, RouteTiming, request_timed
-from flask_routetimer._hooks import BODY_INCOMPLETE
+from flask_routetimer.request_span import BODY_INCOMPLETE
 
 LOGGER = "flask_routetimer"
 

@@ -228,7 +228,7 @@ def test_concurrent_first_requests_attach_the_buffer_once(make_app, tracer_provi
 
     def first() -> None:
         barrier.wait(timeout=10)
-        state.attach_trace_buffer(SlowToAnswer())  # type: ignore[arg-type]
+        state.decide_trace_buffer(SlowToAnswer())  # type: ignore[arg-type]
 
     threads = [threading.Thread(target=first) for _ in range(8)]
     for thread in threads:

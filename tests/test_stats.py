@@ -75,7 +75,7 @@ def test_quantiles_within_two_percent_of_exact(name: str) -> None:
     """Every reported quantile is within 2% of the exact nearest-rank quantile on 100k samples."""
     rng = random.Random(name)
     samples = [DISTRIBUTIONS[name](rng) for _ in range(100_000)]
-    table = RouteStatsTable()
+    table = RouteStatsTable(1000)
     for value in samples:
         table.record("GET", "/q", value, False)
     row = only_row(table.snapshot())
@@ -90,7 +90,7 @@ def test_quantiles_within_two_percent_of_exact(name: str) -> None:
 @pytest.mark.parametrize("value", [0.0, 1e-9, 0.0123, 7200.0])
 def test_constant_data_reports_exact_quantiles(value: float) -> None:
     """Clamping into [min, max] makes constant data exact, even outside the bucketed range."""
-    table = RouteStatsTable()
+    table = RouteStatsTable(1000)
     for _ in range(10):
         table.record("GET", "/c", value, False)
     row = only_row(table.snapshot())
@@ -99,7 +99,7 @@ def test_constant_data_reports_exact_quantiles(value: float) -> None:
 
 def test_quantiles_never_leave_observed_range() -> None:
     """Reported quantiles lie within [min, max] even when the bucket value would not."""
-    table = RouteStatsTable()
+    table = RouteStatsTable(1000)
     for value in (0.0101, 0.0102, 0.0103):  # all in one bucket whose midpoint is outside
         table.record("GET", "/r", value, False)
     row = only_row(table.snapshot())
@@ -110,7 +110,7 @@ def test_quantiles_never_leave_observed_range() -> None:
 @pytest.mark.parametrize("q", [-0.1, 1.5, math.nan])
 def test_quantile_rejects_out_of_range_q(q: float) -> None:
     """A quantile outside [0, 1] is a caller bug and raises ValueError."""
-    table = RouteStatsTable()
+    table = RouteStatsTable(1000)
     table.record("GET", "/q", 0.1, False)
     with pytest.raises(ValueError, match="quantile"):
         only_row(table.snapshot()).quantile(q)
@@ -119,7 +119,7 @@ def test_quantile_rejects_out_of_range_q(q: float) -> None:
 def test_buckets_contain_their_values_and_have_ratio_gamma() -> None:
     """Each exported bucket spans a GAMMA ratio, holds the recorded value and counts add up."""
     values = [10.0**exponent for exponent in range(-5, 4)]
-    table = RouteStatsTable()
+    table = RouteStatsTable(1000)
     for value in values:
         table.record("GET", "/b", value, False)
     row = only_row(table.snapshot())
@@ -137,7 +137,7 @@ def test_count_errors_total_min_max_are_exact() -> None:
     """count, error_count, total, min, max, mean and error_rate are exact, not approximated."""
     durations = [0.25, 0.5, 0.125, 2.0]
     errors = [False, True, False, True]
-    table = RouteStatsTable()
+    table = RouteStatsTable(1000)
     for duration, error in zip(durations, errors):
         table.record("POST", "/items", duration, error)
     row = only_row(table.snapshot())
@@ -150,7 +150,7 @@ def test_count_errors_total_min_max_are_exact() -> None:
 
 def test_rows_sorted_by_total_time_descending() -> None:
     """Snapshot rows come heaviest total time first, regardless of insertion order."""
-    table = RouteStatsTable()
+    table = RouteStatsTable(1000)
     for route, duration, times in [("/light", 0.1, 1), ("/heavy", 1.0, 3), ("/medium", 0.5, 2)]:
         for _ in range(times):
             table.record("GET", route, duration, False)
@@ -159,7 +159,7 @@ def test_rows_sorted_by_total_time_descending() -> None:
 
 def test_unmatched_requests_grouped_per_method() -> None:
     """route=None rows are one per method and separate from matched routes."""
-    table = RouteStatsTable()
+    table = RouteStatsTable(1000)
     for method, route in [("GET", None), ("GET", None), ("POST", None), ("GET", "/a")]:
         table.record(method, route, 0.01, False)
     rows = rows_by_key(table.snapshot())
@@ -172,7 +172,7 @@ def test_unmatched_requests_grouped_per_method() -> None:
 
 def test_negative_duration_clamped_to_zero() -> None:
     """A backwards clock step records as 0 s instead of reducing the total."""
-    table = RouteStatsTable()
+    table = RouteStatsTable(1000)
     table.record("GET", "/n", 0.5, False)
     table.record("GET", "/n", -3.0, False)
     row = only_row(table.snapshot())
@@ -182,7 +182,7 @@ def test_negative_duration_clamped_to_zero() -> None:
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_duration_is_ignored(bad: float) -> None:
     """NaN and infinities are dropped so they cannot poison totals, extremes or quantiles."""
-    table = RouteStatsTable()
+    table = RouteStatsTable(1000)
     table.record("GET", "/f", 0.2, False)
     table.record("GET", "/f", bad, True)
     row = only_row(table.snapshot())
@@ -220,18 +220,6 @@ def test_under_cap_is_not_overflowed() -> None:
     assert not snapshot.overflowed
     assert not any(row.overflow for row in snapshot.routes)
     assert (snapshot.max_routes, len(table)) == (2, 2)
-
-
-def test_default_cap_is_1000() -> None:
-    """The default cap matches the documented ROUTETIMER_MAX_ROUTES default."""
-    assert RouteStatsTable().max_routes == 1000
-
-
-@pytest.mark.parametrize("bad", [0, -1, 1.5, "10", True, None])
-def test_invalid_max_routes_rejected(bad: object) -> None:
-    """A cap that is not an int >= 1 fails early with a message naming the setting."""
-    with pytest.raises(ValueError, match=r"ROUTETIMER_MAX_ROUTES must be an integer >= 1"):
-        RouteStatsTable(max_routes=bad)  # type: ignore[arg-type]
 
 
 # --- Reset, empty rows and snapshots ----------------------------------------------------------
@@ -279,7 +267,7 @@ def test_snapshot_unaffected_by_later_records() -> None:
 )
 def test_snapshot_objects_are_frozen(attribute: str, target: str) -> None:
     """Assigning to a RouteStats or StatsSnapshot field raises FrozenInstanceError."""
-    table = RouteStatsTable()
+    table = RouteStatsTable(1000)
     table.record("GET", "/a", 0.1, False)
     snapshot = table.snapshot()
     obj = snapshot if target == "snapshot" else only_row(snapshot)
@@ -345,7 +333,7 @@ def _run_concurrently(worker: Callable[[int], None]) -> None:
 def test_concurrent_records_into_overlapping_routes_are_exact() -> None:
     """8 threads x 20k records into shared routes lose no count, error or time."""
     routes = ["/a", "/b", "/c", None]
-    table = RouteStatsTable()
+    table = RouteStatsTable(1000)
 
     def worker(index: int) -> None:
         for i in range(RECORDS_PER_THREAD):
@@ -387,7 +375,7 @@ def test_concurrent_row_creation_respects_the_cap_and_loses_nothing() -> None:
 
 def test_histogram_storage_does_not_grow_with_records() -> None:
     """A row's bucket array keeps its length and allocation after 100k widely varying records."""
-    table = RouteStatsTable()
+    table = RouteStatsTable(1000)
     table.record("GET", "/m", 0.01, False)
     counts = table._rows["GET", "/m"].counts
     length, size = len(counts), sys.getsizeof(counts)

@@ -60,10 +60,10 @@ def test_restores_tracer_and_metrics_even_when_the_body_raises(tracer_provider, 
     """After the block, even one that raised, the timer records to its own providers again."""
     timer = RouteTimer(tracer_provider=tracer_provider)
     app = make_app(timer)
-    tracer, metrics = timer.tracer, timer.metrics
+    tracer, metrics = timer.tracer, timer.telemetry.metrics
     with pytest.raises(ZeroDivisionError), capture(app):
         1 / 0  # noqa: B018 -- the body raising is what is tested
-    assert timer.tracer is tracer and timer.metrics is metrics
+    assert timer.tracer is tracer and timer.telemetry.metrics is metrics
     app.test_client().get("/items/3")
     assert [s.name for s in spans()][-1] == "GET /items/<int:item_id>"
 

@@ -12,7 +12,8 @@ from typing import Any, Optional
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 
-from .._hooks import DASHBOARD_BLUEPRINT, EXTENSION_KEY, AppState
+from ..routes import DASHBOARD_BLUEPRINT
+from ..state import AppState, get_state
 from ..stats import RouteStats
 from . import present
 from .geometry import histogram, span_tree, time_window, waterfall
@@ -54,8 +55,7 @@ def create_blueprint(url_prefix: str) -> Blueprint:
 
 
 def _state() -> AppState:
-    state: AppState = current_app.extensions[EXTENSION_KEY]
-    return state
+    return get_state(current_app)
 
 
 def _gate() -> None:
@@ -66,8 +66,8 @@ def _gate() -> None:
     auth = state.settings.dashboard_auth
     if auth is not None and auth() is not True:
         abort(403)
-    if not state.trace_buffer_decided:
-        state.attach_trace_buffer(current_app)  # opened before any timed request
+    if not state.traces.decided:
+        state.decide_trace_buffer(current_app)  # opened before any timed request
 
 
 def _secure(response: Response) -> Response:

@@ -14,6 +14,7 @@ from typing import Callable, Optional
 from opentelemetry.sdk.trace import ReadableSpan
 
 from ..stats import Bucket
+from ..tracebuffer import by_start
 from .present import format_seconds
 
 #: Deepest indentation drawn; deeper spans still show, at this depth.
@@ -49,7 +50,7 @@ def span_tree(spans: Sequence[ReadableSpan]) -> list[tuple[ReadableSpan, int]]:
         children.setdefault(parent if parent in by_id else None, []).append(span)
     ordered: list[tuple[ReadableSpan, int]] = []
     seen: set[int] = set()
-    stack = [(span, 0) for span in reversed(_by_start(children.get(None, [])))]
+    stack = [(span, 0) for span in reversed(by_start(children.get(None, [])))]
     while stack:
         span, depth = stack.pop()
         span_id = span.context.span_id if span.context is not None else id(span)
@@ -58,12 +59,8 @@ def span_tree(spans: Sequence[ReadableSpan]) -> list[tuple[ReadableSpan, int]]:
         seen.add(span_id)
         ordered.append((span, depth))
         kids = children.get(span_id, []) if span.context is not None else []
-        stack.extend((kid, depth + 1) for kid in reversed(_by_start(kids)))
+        stack.extend((kid, depth + 1) for kid in reversed(by_start(kids)))
     return ordered
-
-
-def _by_start(spans: list[ReadableSpan]) -> list[ReadableSpan]:
-    return sorted(spans, key=lambda span: span.start_time or 0)
 
 
 def time_window(spans: Sequence[ReadableSpan]) -> tuple[int, int]:

@@ -15,17 +15,14 @@ from urllib.parse import unquote
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from ..attributes import REDACTED, redact_query, truncate
+from ..attributes import REDACTED, is_failure, redact_query, truncate
+from ..headers import is_credential
 from ..stats import RouteStats
 from ..tracebuffer import TraceRecord
 
 #: Attributes holding a query string (``url.query``) or a URL that may carry one.
 QUERY_KEYS = frozenset({"url.query"})
 URL_KEYS = frozenset({"url.full", "http.url", "http.target"})
-#: Headers whose values are credentials, in the semantic conventions' lower-case spelling.
-SENSITIVE_HEADERS = frozenset(
-    {"authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key"}
-)
 HEADER_PREFIXES = ("http.request.header.", "http.response.header.")
 #: Longest attribute value shown; the full value stays in the exporter's copy.
 MAX_SHOWN = 2000
@@ -47,7 +44,7 @@ def redact_url(url: str) -> str:
 def _is_sensitive_header(key: str) -> bool:
     for prefix in HEADER_PREFIXES:
         if key.startswith(prefix):
-            return key[len(prefix) :].lower().replace("_", "-") in SENSITIVE_HEADERS
+            return is_credential(key[len(prefix) :])
     return False
 
 
@@ -148,6 +145,7 @@ class TraceSummary:
     route: Optional[str]
     path: str
     status_code: Optional[int]
+    #: The request failed: its span's status is ERROR, or it answered 5xx.
     error: bool
     duration: float
     started: str
@@ -162,7 +160,8 @@ def decoded_path(attributes: Optional[Mapping[str, Any]]) -> str:
 def summarize(record: TraceRecord) -> TraceSummary:
     span = record.request_span
     attributes = span.attributes or {}
-    status = attributes.get("http.response.status_code")
+    value = attributes.get("http.response.status_code")
+    status = value if isinstance(value, int) else None
     method = attributes.get("http.request.method")
     return TraceSummary(
         trace_id=record.trace_id,
@@ -170,7 +169,8 @@ def summarize(record: TraceRecord) -> TraceSummary:
         route=record.route,
         path=decoded_path(attributes),
         status_code=status if isinstance(status, int) else None,
-        error=not span.status.is_ok,
+        error=not span.status.is_ok
+        or is_failure(None, status if isinstance(status, int) else None),
         duration=record.duration,
         started=format_clock(span.start_time),
     )

@@ -16,12 +16,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class TracerSource(Protocol):
-    """What ``Timed`` needs of the timer: its current tracer (swapped by ``testing.capture``)."""
+    """What ``ChildSpan`` needs: the current tracer (swapped by ``testing.capture``)."""
 
     tracer: trace.Tracer
 
 
-class Timed:
+class ChildSpan:
     """A child span of whatever span is current; a context manager and a decorator.
 
     As a decorator, each call gets its own span named after the function (or the given name) and
@@ -60,7 +60,7 @@ class Timed:
 
     def __call__(self, func: F) -> F:
         name = self._name or func.__qualname__
-        timed = Timed(self._source, name, self._attributes)
+        timed = ChildSpan(self._source, name, self._attributes)
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)

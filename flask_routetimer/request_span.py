@@ -1,0 +1,107 @@
+"""The request's span: started under the right parent, described, and ended exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import attributes as attrs
+from .headers import HeaderCapture
+from .propagation import extract_parent
+from .record import RequestRecord
+
+#: Set (True) on a span whose streamed body the server stopped sending before its end.
+BODY_INCOMPLETE = "routetimer.body_incomplete"
+
+
+def open_span(
+    tracer: trace.Tracer,
+    record: RequestRecord,
+    environ: Mapping[str, Any],
+    original_method: Optional[str],
+    headers: Optional[HeaderCapture],
+) -> None:
+    """Start the span under the right parent and make it current."""
+    info = record.info
+    # An empty OpenTelemetry context (the usual case) holds no span: skip the span lookup.
+    outer = trace.get_current_span() if otel_context.get_current() else trace.INVALID_SPAN
+    if outer.get_span_context().is_valid:
+        # A WSGI middleware (or opentelemetry-instrument) already traces this request.
+        parent = None
+        nested = getattr(outer, "kind", None) is SpanKind.SERVER
+        kind = SpanKind.INTERNAL if nested else SpanKind.SERVER
+        if kind is SpanKind.INTERNAL and info.route is not None and outer.is_recording():
+            outer.set_attribute(HTTP_ROUTE, info.route)
+            outer.update_name(info.name)
+    else:
+        parent = extract_parent(environ)
+        kind = SpanKind.SERVER
+    # All attributes at start: one pass through the SDK's attribute checks, and samplers see
+    # them all.
+    attributes = attrs.span_attributes(
+        environ,
+        info.method,
+        original_method,
+        info.route,
+        info.endpoint,
+        info.blueprint,
+        record.protocol,
+    )
+    if headers is not None:
+        attributes.update(headers.request_attributes(environ))
+    span = record.span = tracer.start_span(
+        info.name, context=parent, kind=kind, attributes=attributes
+    )
+    # From here on the span is the record's, so the lifecycle ends it whatever fails below.
+    record.context = trace.set_span_in_context(span, parent)
+    record.context_token = otel_context.attach(record.context)
+
+
+def pass_through(record: RequestRecord, environ: Mapping[str, Any]) -> None:
+    """No SDK: build nothing nobody reads, but pass a caller's trace context on."""
+    parent = extract_parent(environ)
+    if parent is None or trace.get_current_span().get_span_context().is_valid:
+        return  # no caller's context, or an outer span is current already
+    remote = trace.get_current_span(parent).get_span_context()
+    if remote.is_valid:
+        record.span = trace.NonRecordingSpan(remote)
+        parent = trace.set_span_in_context(record.span, parent)
+    record.context = parent
+    record.context_token = otel_context.attach(parent)  # the trace id and baggage flow on
+
+
+def note_exception(record: RequestRecord, exception: BaseException, record_event: bool) -> None:
+    """Remember the request's exception; an ``exception`` event on the span if asked."""
+    record.exception = exception
+    if record_event and record.span.is_recording():
+        record.span.record_exception(exception)
+
+
+def end_span(record: RequestRecord) -> bool:
+    """End the span with the response's attributes; True if it was sampled (recording)."""
+    span = record.span
+    sampled = False
+    try:
+        sampled = span.is_recording()
+        if sampled:
+            _describe_end(record)
+    finally:
+        span.end()  # even when describing it failed: a span is never left open
+    return sampled
+
+
+def _describe_end(record: RequestRecord) -> None:
+    span = record.span
+    span.set_attributes(attrs.response_attributes(record.status_code, record.exception))
+    if record.body is not None and not record.body.exhausted:
+        span.set_attribute(BODY_INCOMPLETE, True)
+    if record.exception is not None:
+        exc = record.exception
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {exc}"))
+    elif attrs.is_failure(None, record.status_code):
+        span.set_status(Status(StatusCode.ERROR))
