@@ -19,28 +19,41 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Callable, Optional
 
+from opentelemetry import context as otel_context
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import ClosingIterator
 
 
 class WatchedBody:
-    """Iterate ``body`` unchanged; report an error it raises and whether it reached its end."""
+    """Iterate ``body`` unchanged; report an error it raises and whether it reached its end.
 
-    __slots__ = ("_body", "_iterator", "_on_error", "exhausted")
+    Each chunk is produced with the request's OpenTelemetry context attached (``context``), so
+    spans started while the body is generated (a CSV export querying chunk by chunk) are
+    children of the request span, although the request's teardown has detached it by then.
+    """
 
-    def __init__(self, body: Iterable[Any], on_error: Callable[[BaseException], None]) -> None:
+    __slots__ = ("_body", "_iterator", "_on_error", "_context", "exhausted")
+
+    def __init__(
+        self,
+        body: Iterable[Any],
+        on_error: Callable[[BaseException], None],
+        context: Optional[otel_context.Context] = None,
+    ) -> None:
         self._body = body
         self._iterator: Optional[Iterator[Any]] = None
         self._on_error = on_error
+        self._context = context
         self.exhausted = False
 
     def __iter__(self) -> WatchedBody:
         return self
 
     def __next__(self) -> Any:
-        if self._iterator is None:
-            self._iterator = iter(self._body)
+        token = None if self._context is None else otel_context.attach(self._context)
         try:
+            if self._iterator is None:
+                self._iterator = iter(self._body)
             return next(self._iterator)
         except StopIteration:
             self.exhausted = True
@@ -48,6 +61,9 @@ class WatchedBody:
         except Exception as exc:
             self._on_error(exc)
             raise
+        finally:
+            if token is not None:
+                otel_context.detach(token)
 
     def close(self) -> None:
         """Close the original body (Werkzeug's ``Response.close`` calls this first)."""

@@ -34,7 +34,7 @@ FLASK_BLUEPRINT = "flask.blueprint"
 
 #: Methods the semantic conventions call "known"; anything else is reported as ``_OTHER``.
 KNOWN_METHODS = frozenset(
-    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"}
 )
 OTHER_METHOD = "_OTHER"
 
@@ -111,11 +111,22 @@ def split_host(host: str) -> tuple[str, Optional[int]]:
     return truncate(address, 255), port
 
 
+#: The port a client uses when its Host header names none.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def server_address(environ: Mapping[str, Any]) -> tuple[str, Optional[int]]:
-    """Server address and port, from the Host header when present (as clients see it)."""
+    """Server address and port, from the Host header when present (as clients see it).
+
+    A Host without a port means the scheme's default port, which the semantic conventions ask
+    for (``server.port`` is conditionally required when known).
+    """
     host = environ.get("HTTP_HOST")
     if host:
-        return split_host(host)
+        address, port = split_host(host)
+        if port is None and not host.endswith(":"):
+            port = DEFAULT_PORTS.get(environ.get("wsgi.url_scheme", ""))
+        return address, port
     port_text = environ.get("SERVER_PORT", "")
     port = int(port_text) if str(port_text).isdigit() else None
     return truncate(environ.get("SERVER_NAME", "")), port

@@ -40,6 +40,7 @@ class Settings:
     dashboard: Optional[bool]  # None: on only while app.debug
     dashboard_url: str
     dashboard_auth: Optional[Callable[[], bool]]
+    dashboard_host: Optional[str]
     configure_sdk: bool
     timing_allow_origin: Optional[str]  # Timing-Allow-Origin value sent with Server-Timing
     capture_request: list[str]
@@ -61,6 +62,14 @@ class Settings:
             # Outside debug an unauthenticated dashboard is never served, even if debug was on
             # when init_app accepted ROUTETIMER_DASHBOARD=True without an auth function.
             return False
+        return on_unless_set(self.dashboard, debug)
+
+    def dashboard_registered(self, debug: bool) -> bool:
+        """Whether ``init_app`` adds the dashboard's routes: only if it can ever be on.
+
+        With the dashboard off (the production default) the app is left exactly as it was: no
+        URL rule, blueprint or template is added.
+        """
         return on_unless_set(self.dashboard, debug)
 
     def server_timing_on(self, debug: bool) -> bool:
@@ -93,13 +102,33 @@ def require_int(key: str, value: Any, minimum: int) -> int:
     return value
 
 
+_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+
+
 def url_prefix(key: str, value: Any) -> str:
-    """A URL prefix such as ``/_routetimer``: starts with a slash, no trailing slash."""
-    if not isinstance(value, str) or not value.startswith("/") or len(value) < 2:
+    """A URL prefix such as ``/_routetimer``: plain segments, no converter, no empty segment."""
+    prefix = value[:-1] if isinstance(value, str) and value.endswith("/") else value
+    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
         raise ConfigError(
-            f"{key} must be a URL path starting with '/', such as '/_routetimer', got {value!r}."
+            f"{key} must be a URL path of one or more segments, such as '/_routetimer' or "
+            "'/admin/timings': each segment made of letters, digits and '-._~' (no converter "
+            f"such as '<int:x>', no empty segment as in '//'), got {value!r}."
         )
-    return value.rstrip("/")
+    if any(segment in (".", "..") for segment in prefix.split("/")):
+        raise ConfigError(f"{key} must not contain '.' or '..' segments, got {value!r}.")
+    return prefix
+
+
+def optional_host(key: str, value: Any) -> Optional[str]:
+    """A host name (with an optional port) for apps that match URLs by host, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?", value):
+        raise ConfigError(
+            f"{key} must be None or a host such as 'admin.example.com' or 'localhost:5000', "
+            f"got {value!r}."
+        )
+    return value
 
 
 def optional_callable(key: str, value: Any) -> Optional[Callable[[], bool]]:
@@ -330,6 +359,15 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "allowed to see it",
         optional_callable,
         "dashboard_auth",
+    ),
+    ConfigKey(
+        "ROUTETIMER_DASHBOARD_HOST",
+        None,
+        "`str` or `None`",
+        "for apps with `host_matching=True`: the host the dashboard answers on. `None`: "
+        "`SERVER_NAME`, else the host of the app's static files",
+        optional_host,
+        "dashboard_host",
     ),
     ConfigKey(
         "ROUTETIMER_CONFIGURE_SDK",

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, TypeVar, Union, overload
 
-from flask import Flask, current_app
+from flask import Blueprint, Flask, current_app
 from opentelemetry import metrics, trace
 from opentelemetry.util.types import Attributes
 
 from .child_spans import ChildSpan
 from .cli import routetimer_cli
-from .config import environment, read_settings, set_defaults
-from .dashboard import create_blueprint
+from .config import CONFIG_KEYS, ConfigError, Settings, environment, read_settings, set_defaults
+from .dashboard import create_blueprint, dashboard_host, overlapping_rules
 from .lifecycle import RequestLifecycle
-from .routes import Exemptions
+from .routes import DASHBOARD_BLUEPRINT, Exemptions
 from .sdk import configure_sdk
 from .state import EXTENSION_KEY, AppState, get_state
 from .stats import StatsSnapshot
@@ -27,6 +27,43 @@ from .telemetry import Telemetry
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+
+
+def _check_can_register(app: Flask) -> None:
+    """Refuse, before changing anything, an app this extension cannot be added to."""
+    if EXTENSION_KEY in app.extensions:
+        raise RuntimeError(
+            f"flask-routetimer is already registered on the app {app.name!r}. Call "
+            "init_app() once per app; reach the existing state through "
+            f"app.extensions[{EXTENSION_KEY!r}]."
+        )
+    if getattr(app, "_got_first_request", False):
+        raise RuntimeError(
+            f"The app {app.name!r} has already handled a request, so flask-routetimer can no "
+            "longer be set up on it. Call RouteTimer(app) or init_app(app) where the app is "
+            "created, before it serves requests."
+        )
+
+
+def _dashboard_for(app: Flask, settings: Settings) -> Optional[Blueprint]:
+    """The dashboard's blueprint if it can ever be on for this app (None leaves the app as is)."""
+    if not settings.dashboard_registered(app.debug):
+        return None
+    if DASHBOARD_BLUEPRINT in app.blueprints:
+        raise ConfigError(
+            f"The app {app.name!r} already has a blueprint named {DASHBOARD_BLUEPRINT!r}, the "
+            "name of flask-routetimer's dashboard. Rename that blueprint, or set "
+            "ROUTETIMER_DASHBOARD = False to leave the dashboard out."
+        )
+    overlaps = overlapping_rules(app, settings.dashboard_url)
+    if overlaps:
+        raise ConfigError(
+            f"ROUTETIMER_DASHBOARD_URL {settings.dashboard_url!r} overlaps the app's own routes "
+            f"{', '.join(overlaps[:5])}: the dashboard would shadow them or be unreachable. "
+            "Choose a prefix no route of the app uses, such as '/_routetimer'."
+        )
+    host = dashboard_host(app, settings.dashboard_host)
+    return create_blueprint(settings.dashboard_url, host)
 
 
 class RouteTimer:
@@ -51,22 +88,29 @@ class RouteTimer:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Read and validate this app's ``ROUTETIMER_*`` config and start timing its requests."""
-        if EXTENSION_KEY in app.extensions:
-            raise RuntimeError(
-                f"flask-routetimer is already registered on the app {app.name!r}. Call "
-                "init_app() once per app; reach the existing state through "
-                f"app.extensions[{EXTENSION_KEY!r}]."
-            )
-        set_defaults(app.config, environment())
-        state = AppState(read_settings(app.config, app.debug), self.telemetry, self._exemptions)
-        if state.settings.configure_sdk:
-            configure_sdk()
+        """Read and validate this app's ``ROUTETIMER_*`` config and start timing its requests.
+
+        All or nothing: whatever is wrong is reported before the app is changed, and an app
+        whose ``init_app`` raised is left as it was (a retry after fixing the cause works).
+        """
+        _check_can_register(app)
+        added = [key for key in CONFIG_KEYS if key.name not in app.config]
+        try:
+            set_defaults(app.config, environment())
+            settings = read_settings(app.config, app.debug)
+            dashboard = _dashboard_for(app, settings)
+            if settings.configure_sdk:
+                configure_sdk()
+        except BaseException:
+            for key in added:  # the defaults set above go too
+                app.config.pop(key.name, None)
+            raise
+        state = AppState(settings, self.telemetry, self._exemptions)
+        if dashboard is not None:
+            app.register_blueprint(dashboard)  # checked above, so it does not fail half-way
         app.extensions[EXTENSION_KEY] = state
-        if state.settings.enabled:
+        if settings.enabled:
             RequestLifecycle(state).connect(app)
-        # Always registered: whether it answers is decided per request (debug may change).
-        app.register_blueprint(create_blueprint(state.settings.dashboard_url))
         app.cli.add_command(routetimer_cli)
 
     @property

@@ -4,31 +4,51 @@ A request's span starts on ``request_started``, learns its status on ``request_f
 ends in exactly one place, :meth:`RequestLifecycle.finish`, called from teardown for an ordinary
 response or from ``Response.call_on_close`` for a streamed body. Every receiver is fenced: a
 failure here is logged once per cause and the user's request goes on untouched.
+
+Other code failing must not leak a request either (docs/RELIABILITY.md):
+
+* a teardown function or another ``request_tearing_down`` receiver raising before ours: the
+  request ends on ``appcontext_tearing_down``, which Flask sends from the context's final pop;
+* and if that is missed too, the next request served in the same thread ends the stale one
+  before it starts, so it never becomes its child;
+* another ``request_started`` receiver raising before ours: the request is timed from the first
+  of our receivers that runs (``got_request_exception`` or ``request_finished``).
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Mapping
 from time import perf_counter
-from typing import Any, Optional, cast
+from typing import Any, Callable, Optional, cast
 
+from blinker import Signal
 from flask import Flask, Request, Response, request
 from flask import signals as flask_signals
 
 from . import attributes as attrs
 from ._body import WatchedBody, is_lazy_body, sends_body
 from ._fence import report
+from ._flaskctx import is_popped, request_context
+from .metrics import RequestMetrics
 from .publish import publish
-from .record import RequestRecord, current_record, detach, set_current
+from .record import RequestRecord, current_record, detach, in_flight, set_current
 from .request_span import end_span, note_exception, open_span, pass_through
 from .signals import request_timed
 from .state import AppState
-from .wsgi import raw_path, wsgi_to_text
+from .wsgi import app_path
+
+#: Set in the environ of a request that is deliberately not timed (exempt or excluded).
+UNTIMED = "flask_routetimer.untimed"
+
+
+class TeardownIncomplete(RuntimeError):
+    """Recorded on a request whose teardown never reached flask-routetimer's receiver."""
 
 
 class RequestLifecycle:
-    """Times one app's requests: four receivers, one record per request, one ``finish``."""
+    """Times one app's requests: its receivers, one record per request, one ``finish``."""
 
     def __init__(self, state: AppState) -> None:
         # Read on every request: each one attribute lookup away.
@@ -39,36 +59,50 @@ class RequestLifecycle:
         self.traces = state.traces
         self.stats = state.stats
 
+    def receivers(self) -> list[tuple[Signal, Callable[..., None]]]:
+        """Each Flask signal and the receiver that times it."""
+        return [
+            (flask_signals.request_started, self.on_started),
+            (flask_signals.got_request_exception, self.on_exception),
+            (flask_signals.request_finished, self.on_finished),
+            (flask_signals.request_tearing_down, self.on_teardown),
+            (flask_signals.appcontext_tearing_down, self.on_context_end),
+        ]
+
     def connect(self, app: Flask) -> None:
         """Connect the receivers for this app only (``sender=app``)."""
         # Strong references: blinker drops them when the app goes, and a weak bound method
         # would be dereferenced on every send.
-        flask_signals.request_started.connect(self.on_started, app, weak=False)
-        flask_signals.got_request_exception.connect(self.on_exception, app, weak=False)
-        flask_signals.request_finished.connect(self.on_finished, app, weak=False)
-        flask_signals.request_tearing_down.connect(self.on_teardown, app, weak=False)
+        for signal, receiver in self.receivers():
+            signal.connect(receiver, app, weak=False)
+
+    def disconnect(self, app: Flask) -> None:
+        """Undo :meth:`connect` (a failed ``init_app`` leaves nothing behind)."""
+        for signal, receiver in self.receivers():
+            signal.disconnect(receiver, app)
 
     # -- receivers -------------------------------------------------------------------------
 
     def on_started(self, app: Flask, **_: Any) -> None:
-        try:
-            record = self._start(app)
-        except Exception as exc:
-            report("starting a request span", exc)
-            return
-        if record is not None:
-            set_current(record)
+        stale = in_flight()
+        if stale is not None and is_popped(stale.ctx):
+            # Its teardown never reached us: end it before it becomes this request's parent.
+            stale.owner.abandon(stale, None)
+        self._begin(app)
 
     def on_exception(self, app: Flask, exception: BaseException, **_: Any) -> None:
-        record = current_record(app)
-        if record is not None and record.exception is None:
-            try:
-                note_exception(record, exception, self.settings.record_exceptions)
-            except Exception as exc:
-                report("recording an exception", exc)
+        record = current_record(app) or self._begin_late(app)
+        if record is None or record.exception is not None:
+            return
+        try:
+            note_exception(record, exception, self.settings.record_exceptions)
+            if record.status_code is None and not _propagates(app):
+                record.status_code = 500  # Flask answers 500 unless a later response says else
+        except Exception as exc:
+            report("recording an exception", exc)
 
     def on_finished(self, app: Flask, response: Response, **_: Any) -> None:
-        record = current_record(app)
+        record = current_record(app) or self._begin_late(app)
         if record is None:
             return
         try:
@@ -78,8 +112,12 @@ class RequestLifecycle:
 
     def on_teardown(self, app: Flask, exc: Optional[BaseException] = None, **_: Any) -> None:
         record = current_record(app)
-        if record is None or record.thread != threading.get_ident():
-            # Nothing timed here, or a copied request context popping in another thread.
+        if (
+            record is None
+            or record.thread != threading.get_ident()
+            or request_context() is not record.ctx
+        ):
+            # Nothing timed here, or a copied request context popping (in this thread or not).
             return
         try:
             detach(record)  # a second teardown (stream_with_context) finds nothing
@@ -92,19 +130,42 @@ class RequestLifecycle:
         if not record.streaming:
             self.finish(record)
 
+    def on_context_end(self, app: Flask, **_: Any) -> None:
+        """The context's final pop: a request still here had its teardown fail before ours."""
+        record = current_record(app)
+        if record is not None and is_popped(record.ctx):
+            self.abandon(record, sys.exc_info()[1])
+
     # -- steps -----------------------------------------------------------------------------
 
-    def _start(self, app: Flask) -> Optional[RequestRecord]:
-        start = perf_counter()
+    def _begin(self, app: Flask) -> Optional[RequestRecord]:
+        try:
+            record = self._start(app, perf_counter())
+        except Exception as exc:
+            report("starting a request span", exc)
+            return None
+        if record is not None:
+            set_current(record)
+        return record
+
+    def _begin_late(self, app: Flask) -> Optional[RequestRecord]:
+        """Time a request whose ``request_started`` never reached us (a receiver raised first)."""
+        if request_context() is None or UNTIMED in request.environ:
+            return None
+        return self._begin(app)
+
+    def _start(self, app: Flask, start: float) -> Optional[RequestRecord]:
         current: Request = cast(Any, request)._get_current_object()  # one proxy lookup, not two
         environ = current.environ
         method, original = attrs.normalize_method(environ.get("REQUEST_METHOD") or "GET")
         info = self.routes.info(app, current.url_rule, method)
-        if info.exempt or self._excluded(environ):
+        excluded = self.settings.excluded
+        if info.exempt or (excluded is not None and excluded.search(app_path(environ))):
+            environ[UNTIMED] = True
             return None
         if not self.traces.decided:
             self.state.decide_trace_buffer(app)
-        record = RequestRecord(app, info, start)
+        record = RequestRecord(self, request_context(), app, info, start)
         telemetry = self.telemetry
         tracing, metrics = telemetry.tracing_active(), telemetry.metrics_active()
         if tracing or metrics:
@@ -119,19 +180,10 @@ class RequestLifecycle:
             report("starting a request span", exc)
         if metrics:
             try:
-                self._count_in(record, environ)
+                _count_in(telemetry.metrics, record, environ)
             except Exception as exc:
                 report("counting an active request", exc)
         return record
-
-    def _count_in(self, record: RequestRecord, environ: Mapping[str, Any]) -> None:
-        key = (record.info.method, environ.get("wsgi.url_scheme", "http"))
-        token = object()
-        record.counted = (key, self.telemetry.metrics.started(key, token), token)
-
-    def _excluded(self, environ: Mapping[str, Any]) -> bool:
-        pattern = self.settings.excluded
-        return pattern is not None and pattern.search(wsgi_to_text(raw_path(environ))) is not None
 
     def _finished(self, app: Flask, record: RequestRecord, response: Response) -> None:
         record.status_code = response.status_code
@@ -140,16 +192,12 @@ class RequestLifecycle:
             response.call_on_close(lambda: self.finish(record))
             record.streaming = True  # only once finish() is sure to be called
             if sends_body(record.info.method, response.status_code):
-                record.body = WatchedBody(
-                    response.response, lambda exc: self._body_failed(record, exc)
-                )
+                on_error = lambda exc: self._body_failed(record, exc)  # noqa: E731
+                record.body = WatchedBody(response.response, on_error, record.context)
                 response.response = record.body
         settings = self.settings
         if settings.server_timing_on(app.debug):
-            elapsed_ms = max(perf_counter() - record.start, 0.0) * 1000
-            response.headers.add("Server-Timing", f"app;dur={elapsed_ms:.1f}")
-            if settings.timing_allow_origin is not None:
-                response.headers["Timing-Allow-Origin"] = settings.timing_allow_origin
+            add_server_timing(response, record.start, settings.timing_allow_origin)
         if settings.headers is not None and record.span.is_recording():
             record.span.set_attributes(settings.headers.response_attributes(response.headers))
 
@@ -162,6 +210,15 @@ class RequestLifecycle:
                 report("recording an exception of a streamed body", exc)
 
     # -- the end ---------------------------------------------------------------------------
+
+    def abandon(self, record: RequestRecord, exception: Optional[BaseException]) -> None:
+        """End a request whose teardown failed before it reached us; detach its context."""
+        try:
+            _note_failed_teardown(record, exception, self.settings.record_exceptions)
+        except Exception as exc:
+            report("ending a request whose teardown failed", exc)
+        if not record.streaming:
+            self.finish(record)
 
     def finish(self, record: RequestRecord) -> None:
         """End the request's span exactly once and hand its timing on."""
@@ -176,7 +233,7 @@ class RequestLifecycle:
             report("ending a request span", exc)
         if record.counted is not None:
             try:
-                self._record_metrics(record, duration)
+                _record_metrics(self.telemetry.metrics, record, duration)
             except Exception as exc:
                 report("recording request metrics", exc)
         failed = attrs.is_failure(record.exception, record.status_code)
@@ -187,11 +244,47 @@ class RequestLifecycle:
         if request_timed.receivers:
             publish(record, duration, sampled)
 
-    def _record_metrics(self, record: RequestRecord, duration: float) -> None:
-        assert record.counted is not None
-        key, in_flight, token = record.counted
-        metrics = self.telemetry.metrics
-        error_type = attrs.error_type(record.exception, record.status_code)
-        point = (key, record.info.route, record.status_code, record.protocol, error_type)
-        attributes = metrics.duration_attributes(point)
-        metrics.finished(in_flight, token, attributes, duration, record.context)
+
+def _note_failed_teardown(
+    record: RequestRecord, exception: Optional[BaseException], record_event: bool
+) -> None:
+    detach(record)
+    if record.exception is None:
+        failure = exception or TeardownIncomplete(
+            "The request's teardown failed before flask-routetimer's receiver ran "
+            "(a teardown function or another request_tearing_down receiver raised)."
+        )
+        note_exception(record, failure, record_event)
+    if not record.streaming:
+        record.status_code = 500  # the app raised out of wsgi_app: the server answers 500
+
+
+def _count_in(metrics: RequestMetrics, record: RequestRecord, environ: Mapping[str, Any]) -> None:
+    """Count the request in active requests, under its (method, scheme)."""
+    key = (record.info.method, environ.get("wsgi.url_scheme", "http"))
+    token = object()
+    record.counted = (key, metrics.started(key, token), token)
+
+
+def _record_metrics(metrics: RequestMetrics, record: RequestRecord, duration: float) -> None:
+    """Count the request out of active requests and record its duration point."""
+    assert record.counted is not None
+    key, in_flight_set, token = record.counted
+    error_type = attrs.error_type(record.exception, record.status_code)
+    point = (key, record.info.route, record.status_code, record.protocol, error_type)
+    attributes = metrics.duration_attributes(point)
+    metrics.finished(in_flight_set, token, attributes, duration, record.context)
+
+
+def add_server_timing(response: Response, start: float, allow_origin: Optional[str]) -> None:
+    """``Server-Timing: app;dur=<ms>`` (and ``Timing-Allow-Origin`` when configured)."""
+    elapsed_ms = max(perf_counter() - start, 0.0) * 1000
+    response.headers.add("Server-Timing", f"app;dur={elapsed_ms:.1f}")
+    if allow_origin is not None:
+        response.headers["Timing-Allow-Origin"] = allow_origin
+
+
+def _propagates(app: Flask) -> bool:
+    """Whether Flask re-raises an unhandled exception instead of answering 500 (as it decides)."""
+    propagate = app.config.get("PROPAGATE_EXCEPTIONS")
+    return bool(app.testing or app.debug) if propagate is None else bool(propagate)

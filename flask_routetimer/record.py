@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from contextvars import ContextVar, Token
-from typing import Optional
+from typing import Optional, Protocol
 
 from flask import Flask
 from opentelemetry import context as otel_context
@@ -20,10 +20,18 @@ from .metrics import ActiveKey, InFlight
 from .routes import RouteInfo
 
 
+class Owner(Protocol):
+    """What times the record's request (its app's lifecycle); it can end it from elsewhere."""
+
+    def abandon(self, record: RequestRecord, exception: Optional[BaseException]) -> None: ...
+
+
 class RequestRecord:
     """One timed request in flight."""
 
     __slots__ = (
+        "owner",
+        "ctx",
         "app",
         "info",
         "span",
@@ -41,7 +49,12 @@ class RequestRecord:
         "ended",
     )
 
-    def __init__(self, app: Flask, info: RouteInfo, start: float) -> None:
+    def __init__(
+        self, owner: Owner, ctx: Optional[object], app: Flask, info: RouteInfo, start: float
+    ) -> None:
+        self.owner = owner
+        #: Flask's context object of the request (tells the request from a copy of its context).
+        self.ctx = ctx
         self.app = app
         self.info = info
         self.span: trace.Span = trace.INVALID_SPAN
@@ -66,6 +79,11 @@ class RequestRecord:
 
 #: The request being timed in this thread/context.
 _current: ContextVar[Optional[RequestRecord]] = ContextVar("flask_routetimer.request", default=None)
+
+
+def in_flight() -> Optional[RequestRecord]:
+    """The request being timed here, of any app."""
+    return _current.get()
 
 
 def current_record(app: Flask) -> Optional[RequestRecord]:

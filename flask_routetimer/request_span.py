@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from . import attributes as attrs
 from .headers import HeaderCapture
 from .propagation import extract_parent
-from .record import RequestRecord
+from .record import RequestRecord, in_flight
 
 #: Set (True) on a span whose streamed body the server stopped sending before its end.
 BODY_INCOMPLETE = "routetimer.body_incomplete"
@@ -30,7 +30,13 @@ def open_span(
     info = record.info
     # An empty OpenTelemetry context (the usual case) holds no span: skip the span lookup.
     outer = trace.get_current_span() if otel_context.get_current() else trace.INVALID_SPAN
-    if outer.get_span_context().is_valid:
+    outer_request = in_flight()
+    if outer_request is not None and outer_request.span is outer:
+        # A request to an app called in-process from a view of ours: its own request, a
+        # child of the caller's, which keeps its name.
+        parent = None
+        kind = SpanKind.SERVER
+    elif outer.get_span_context().is_valid:
         # A WSGI middleware (or opentelemetry-instrument) already traces this request.
         parent = None
         nested = getattr(outer, "kind", None) is SpanKind.SERVER

@@ -28,6 +28,8 @@ class AppState:
         self.stats = RouteStatsTable(settings.max_routes)
         self.traces = TraceBuffer(settings.trace_buffer)
         self.routes = RouteCache(exemptions)
+        #: Whether the dashboard looked for app routes under its prefix added after init_app.
+        self.overlaps_checked = False
 
     def decide_trace_buffer(self, app: Flask) -> None:
         """Attach the trace buffer if the dashboard can show it now (decided once)."""

@@ -28,6 +28,16 @@ def raw_path(environ: Mapping[str, Any]) -> str:
     return str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
 
 
+def app_path(environ: Mapping[str, Any]) -> str:
+    """The path inside the app (``PATH_INFO``) as text, without the mount prefix.
+
+    The prefix (``SCRIPT_NAME``) is left out on purpose: behind ``ProxyFix(x_prefix=1)`` it is
+    whatever the client sent as ``X-Forwarded-Prefix``, so matching it would let a client move a
+    request into an excluded path.
+    """
+    return wsgi_to_text(str(environ.get("PATH_INFO", "")))
+
+
 def wsgi_to_text(value: str) -> str:
     """Undo WSGI's latin-1 decoding of raw bytes, the way Werkzeug does for ``request.path``."""
     if value.isascii():

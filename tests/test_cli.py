@@ -43,7 +43,7 @@ def test_routes_lists_timed_exempt_and_excluded(routes_output):
 
 def test_dashboard_endpoints_are_listed_as_exempt(routes_output):
     """The dashboard's own endpoints are shown, and never timed."""
-    lines = routes_output()
+    lines = routes_output(DEBUG=True)
     dashboard = {name: line for name, line in lines.items() if name.startswith("routetimer.")}
     assert {"routetimer.routes", "routetimer.api_stats", "routetimer.static"} <= dashboard.keys()
     assert all(line.endswith("exempt") for line in dashboard.values())

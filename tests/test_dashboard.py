@@ -53,8 +53,7 @@ def dash(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Callable[..., tup
     """``dash(**config)`` -> (app, client): an app in debug mode with a few timed views."""
 
     def factory(**config: Any) -> tuple[Flask, Any]:
-        app, timer = make_app(PROPAGATE_EXCEPTIONS=False, **config)
-        app.debug = True
+        app, timer = make_app(PROPAGATE_EXCEPTIONS=False, **{"DEBUG": True, **config})
         add_views(app, timer)
         return app, app.test_client()
 
@@ -224,9 +223,11 @@ def test_dashboard_off_is_404_everywhere(make_app, url, setting, debug):
 
 
 def test_debug_is_read_per_request(make_app):
-    """Turning debug on after init_app (as app.run(debug=True) does) turns the dashboard on."""
-    app, _ = make_app()
+    """A dashboard registered in debug mode answers only while debug mode is on."""
+    app, _ = make_app(DEBUG=True)
     client = app.test_client()
+    assert client.get("/_routetimer/").status_code == 200
+    app.debug = False
     assert client.get("/_routetimer/").status_code == 404
     app.debug = True
     assert client.get("/_routetimer/").status_code == 200
@@ -289,7 +290,8 @@ def test_refused_and_hidden_responses_carry_security_headers(dash, make_app):
     """403 and 404 answers from the gate carry the same headers."""
     app, client = dash(ROUTETIMER_DASHBOARD_AUTH=lambda: False)
     assert "default-src 'none'" in client.get("/_routetimer/").headers["Content-Security-Policy"]
-    hidden, _ = make_app()
+    hidden, _ = make_app(DEBUG=True)
+    hidden.debug = False
     response = hidden.test_client().get("/_routetimer/")
     assert response.status_code == 404 and "Content-Security-Policy" in response.headers
 
@@ -367,9 +369,8 @@ def test_dashboard_url_moves_every_page(dash):
 
 def test_each_app_shows_its_own_statistics(make_app):
     """Two apps in one process each get a dashboard over their own routes."""
-    apps = [make_app()[0], make_app()[0]]
+    apps = [make_app(DEBUG=True)[0], make_app(DEBUG=True)[0]]
     for index, app in enumerate(apps):
-        app.debug = True
         app.add_url_rule(f"/only-{index}", f"only{index}", lambda: "x")
         app.test_client().get(f"/only-{index}")
     for index, app in enumerate(apps):

@@ -8,10 +8,24 @@ the pages need no inline script or style (plots are server-side SVG).
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 
-from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    send_from_directory,
+)
 
+from .._fence import logger
+from ..attributes import blueprint_of
+from ..config import ConfigError
 from ..routes import DASHBOARD_BLUEPRINT
 from ..state import AppState, get_state
 from ..stats import RouteStats
@@ -33,25 +47,65 @@ RECENT_TRACES = 20
 SLOWEST_TRACES = 10
 
 
-def create_blueprint(url_prefix: str) -> Blueprint:
-    """A new dashboard blueprint (one per app, so each app may use its own URL prefix)."""
+STATIC_FOLDER = os.path.join(os.path.dirname(__file__), "static")
+
+
+def create_blueprint(url_prefix: str, host: Optional[str] = None) -> Blueprint:
+    """A new dashboard blueprint (one per app, so each app may use its own URL prefix).
+
+    ``host`` is the host its rules answer on, for apps with ``host_matching``; static files are
+    a rule of its own for that reason (a blueprint's static route takes no host).
+    """
     bp = Blueprint(
-        DASHBOARD_BLUEPRINT,
-        __name__,
-        url_prefix=url_prefix,
-        template_folder="templates",
-        static_folder="static",
-        static_url_path="/static",
+        DASHBOARD_BLUEPRINT, __name__, url_prefix=url_prefix, template_folder="templates"
     )
     bp.before_request(_gate)
     bp.after_request(_secure)
+    options: dict[str, Any] = {} if host is None else {"host": host}
     # No redirect from the prefix without its slash: a 308 would reveal a disabled dashboard.
-    bp.add_url_rule("/", "routes", routes_page, strict_slashes=False)
-    bp.add_url_rule("/route", "route", route_page)
-    bp.add_url_rule("/trace/<trace_id>", "trace", trace_page)
-    bp.add_url_rule("/api/stats", "api_stats", api_stats)
-    bp.add_url_rule("/api/traces/<trace_id>", "api_trace", api_trace)
+    bp.add_url_rule("/", "routes", routes_page, strict_slashes=False, **options)
+    bp.add_url_rule("/route", "route", route_page, **options)
+    bp.add_url_rule("/trace/<trace_id>", "trace", trace_page, **options)
+    bp.add_url_rule("/api/stats", "api_stats", api_stats, **options)
+    bp.add_url_rule("/api/traces/<trace_id>", "api_trace", api_trace, **options)
+    bp.add_url_rule("/static/<path:filename>", "static", static_file, **options)
     return bp
+
+
+def static_file(filename: str) -> Response:
+    """The dashboard's CSS, script and icon."""
+    return send_from_directory(STATIC_FOLDER, filename)
+
+
+def overlapping_rules(app: Flask, url_prefix: str) -> list[str]:
+    """The app's own URL rules under the dashboard's prefix (they would shadow or be shadowed)."""
+    return sorted(
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if blueprint_of(rule.endpoint) != DASHBOARD_BLUEPRINT
+        and (rule.rule == url_prefix or rule.rule.startswith(url_prefix + "/"))
+    )
+
+
+def dashboard_host(app: Flask, configured: Optional[str]) -> Optional[str]:
+    """The host the dashboard answers on: None unless the app matches hosts.
+
+    With ``host_matching`` a rule without a host answers only an empty Host header, so the
+    dashboard takes ``ROUTETIMER_DASHBOARD_HOST``, else ``SERVER_NAME``, else the host of the
+    app's static files.
+    """
+    if not app.url_map.host_matching:
+        return None
+    host = configured or app.config.get("SERVER_NAME")
+    if not host:
+        host = next((rule.host for rule in app.url_map.iter_rules("static") if rule.host), None)
+    if not host:
+        raise ConfigError(
+            f"The app {app.name!r} matches URLs by host (host_matching=True), so the dashboard "
+            "needs a host to answer on: set ROUTETIMER_DASHBOARD_HOST (e.g. 'admin.example.com') "
+            "or SERVER_NAME, or give Flask a static_host."
+        )
+    return host
 
 
 def _state() -> AppState:
@@ -68,6 +122,21 @@ def _gate() -> None:
         abort(403)
     if not state.traces.decided:
         state.decide_trace_buffer(current_app)  # opened before any timed request
+    if not state.overlaps_checked:
+        _warn_about_overlaps(state)
+
+
+def _warn_about_overlaps(state: AppState) -> None:
+    """Routes added under the prefix after init_app (which refuses those added before)."""
+    state.overlaps_checked = True
+    overlaps = overlapping_rules(current_app, state.settings.dashboard_url)
+    if overlaps:
+        logger.warning(
+            "flask-routetimer: ROUTETIMER_DASHBOARD_URL %r overlaps the app's routes %s, added "
+            "after init_app: the dashboard may shadow them. Choose another prefix.",
+            state.settings.dashboard_url,
+            ", ".join(overlaps[:5]),
+        )
 
 
 def _secure(response: Response) -> Response:
