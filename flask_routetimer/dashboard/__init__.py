@@ -98,7 +98,8 @@ def dashboard_host(app: Flask, configured: Optional[str]) -> Optional[str]:
         return None
     host = configured or app.config.get("SERVER_NAME")
     if not host:
-        host = next((rule.host for rule in app.url_map.iter_rules("static") if rule.host), None)
+        static = (rule.host for rule in app.url_map.iter_rules() if rule.endpoint == "static")
+        host = next((host for host in static if host), None)
     if not host:
         raise ConfigError(
             f"The app {app.name!r} matches URLs by host (host_matching=True), so the dashboard "
