@@ -289,8 +289,9 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "ROUTETIMER_EXCLUDED_URLS",
         "",
         "`list[str]`, or one comma-separated `str`",
-        "regular expressions searched in the request path (`SCRIPT_NAME` + `PATH_INFO`); a match "
-        "gets no span, metric, statistic or signal",
+        "regular expressions searched in the path inside the app (`PATH_INFO`, never the mount "
+        "prefix `SCRIPT_NAME`, which a proxy may take from the client's `X-Forwarded-Prefix`); "
+        "a match gets no span, metric, statistic or signal",
         compile_patterns,
         "excluded",
         env=("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS"),

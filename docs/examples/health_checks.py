@@ -4,7 +4,7 @@ from flask.views import MethodView
 from flask_routetimer import RouteTimer
 
 app = Flask(__name__)
-# 1. By path, for paths you do not own (regexes searched in the path):
+# 1. By path, for paths you do not own (regexes searched in the path inside the app):
 app.config["ROUTETIMER_EXCLUDED_URLS"] = ["^/metrics$", "^/static/"]
 timer = RouteTimer(app)
 
