@@ -50,7 +50,13 @@ class WatchedBody:
         return self
 
     def __next__(self) -> Any:
-        token = None if self._context is None else otel_context.attach(self._context)
+        context = self._context
+        if context is not None and self._iterator is None and otel_context.get_current() is context:
+            # The request's context is still attached (stream_with_context keeps the request
+            # open until the body ends): attaching it again around each chunk would only fight
+            # the generator's own attach/detach across its yields.
+            context = self._context = None
+        token = None if context is None else otel_context.attach(context)
         try:
             if self._iterator is None:
                 self._iterator = iter(self._body)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Callable
 
 import pytest
 from flask import Flask, Response, copy_current_request_context, stream_with_context
+from flask import globals as flask_globals
 from flask import signals as flask_signals
 from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind, StatusCode
@@ -15,6 +17,7 @@ from werkzeug.serving import make_server
 
 from flask_routetimer import RouteTimer
 from flask_routetimer.lifecycle import RequestLifecycle
+from flask_routetimer.record import in_flight
 from flask_routetimer.testing import Captured, capture
 
 
@@ -52,6 +55,20 @@ def failing(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Flask:
     return app
 
 
+def before_ours(app: Flask, signal: Any, receiver: Callable[..., None]) -> None:
+    """Simulate another receiver of ``signal`` called before ours and raising on /fails-later
+    (blinker's order is not fixed): that send never reaches ours."""
+    signal.disconnect(receiver, app)
+
+    def neighbour_then_ours(sender: Flask, **kwargs: Any) -> None:
+        record = in_flight()
+        if record is not None and record.info.route == "/fails-later":
+            raise Boom("another extension's receiver failed")
+        receiver(sender, **kwargs)
+
+    signal.connect(neighbour_then_ours, app, weak=False)
+
+
 def break_teardown(app: Flask, how: str) -> None:
     """Make the teardown of /fails-later fail before flask-routetimer's receiver runs."""
     if how == "teardown function":
@@ -63,20 +80,25 @@ def break_teardown(app: Flask, how: str) -> None:
             if request.path == "/fails-later":
                 raise Boom("closing the session failed")
 
-    else:  # another receiver called first raises, so that send never reaches ours
-        ours = lifecycle_of(app).on_teardown
-        flask_signals.request_tearing_down.disconnect(ours, app)
-
-        def neighbour_then_ours(sender: Flask, **kwargs: Any) -> None:
-            from flask import request
-
-            if request.path == "/fails-later":
-                raise Boom("another extension's receiver failed")
-            ours(sender, **kwargs)
-
-        flask_signals.request_tearing_down.connect(neighbour_then_ours, app, weak=False)
+    else:
+        before_ours(app, flask_signals.request_tearing_down, lifecycle_of(app).on_teardown)
 
 
+@contextmanager
+def raises_boom() -> Iterator[None]:
+    """The neighbour's error reaches the caller (Flask 3.2 wraps it in an exception group)."""
+    with pytest.raises(Exception) as info:
+        yield
+    errors: list[BaseException] = [info.value]
+    while errors and not isinstance(errors[0], Boom):
+        errors.extend(getattr(errors.pop(0), "exceptions", ()))
+    assert errors, info.value
+
+
+#: Flask 3.2 merges the request and app contexts and runs every teardown function and signal
+#: whatever raised: a failing teardown *function* no longer keeps request_tearing_down from us,
+#: and the error it collects is not visible to receivers.
+MERGED_CONTEXTS = not hasattr(flask_globals, "_cv_request")
 HOW = ["teardown function", "receiver raising first"]
 
 
@@ -87,47 +109,44 @@ def test_failed_teardown_ends_the_request_and_leaks_nothing(failing, how):
     break_teardown(failing, how)
     client = failing.test_client()
     with capture(failing) as captured:
-        with pytest.raises(Boom):
+        with raises_boom():
             client.get("/fails-later")
         assert otel_context.get_current() == otel_context.Context()
         client.get("/ok")
     dead, ok = captured.spans
-    assert dead.name == "GET /fails-later" and dead.status.status_code is StatusCode.ERROR
-    assert dead.attributes["http.response.status_code"] == 500
-    assert [event.attributes["exception.type"] for event in dead.events] == [
-        "test_lifecycle_failures.Boom"
-    ]
     assert ok.parent is None and ok.kind is SpanKind.SERVER and ok.name == "GET /ok"
-    assert [(t.route, t.status_code) for t in captured.timings] == [
-        ("/fails-later", 500),
-        ("/ok", 200),
-    ]
     assert sorted(p["http.route"] for p in durations(captured)) == ["/fails-later", "/ok"]
     assert active_requests(captured) == 0
+    assert [t.route for t in captured.timings] == ["/fails-later", "/ok"]
     stats = {row.route: row for row in RouteTimer.state(failing).stats.snapshot().routes}
-    assert stats["/fails-later"].count == 1 and stats["/fails-later"].error_count == 1
+    assert stats["/fails-later"].count == 1
+    if MERGED_CONTEXTS and how == "teardown function":
+        assert dead.attributes["http.response.status_code"] == 200  # all Flask lets us see
+        return
+    assert dead.name == "GET /fails-later" and dead.status.status_code is StatusCode.ERROR
+    assert dead.attributes["http.response.status_code"] == 500
+    assert captured.timings[0].status_code == 500 and stats["/fails-later"].error_count == 1
+    expected = "flask_routetimer.lifecycle.TeardownIncomplete"
+    if not MERGED_CONTEXTS:  # the teardown's own error is in flight as we end the request
+        expected = "test_lifecycle_failures.Boom"
+    assert [event.attributes["exception.type"] for event in dead.events] == [expected]
 
 
 def test_stale_request_is_ended_by_the_next_one(failing):
     """When even the app context's teardown misses us, the next request in the same thread ends
     the stale request before it starts, so it cannot become its parent."""
-    break_teardown(failing, "teardown function")
-
-    @failing.teardown_appcontext
-    def also_broken(exc: Any) -> None:
-        raise Boom("and the app context's teardown too")
-
+    lifecycle = lifecycle_of(failing)
+    before_ours(failing, flask_signals.request_tearing_down, lifecycle.on_teardown)
+    before_ours(failing, flask_signals.appcontext_tearing_down, lifecycle.on_context_end)
     client = failing.test_client()
     with capture(failing) as captured:
-        with pytest.raises(Boom):
+        with raises_boom():
             client.get("/fails-later")
-        with pytest.raises(Boom):  # this app's app-context teardown always fails now
-            client.get("/ok")
-        assert captured.spans[0].name == "GET /fails-later"  # ended by the next request's start
-        failing.teardown_appcontext_funcs.clear()
+        assert captured.spans == []  # nothing could end it yet
+        client.get("/ok")
         client.get("/ok")
     first, second, third = captured.spans
-    assert first.status.status_code is StatusCode.ERROR
+    assert first.name == "GET /fails-later" and first.status.status_code is StatusCode.ERROR
     assert [event.attributes["exception.type"] for event in first.events] == [
         "flask_routetimer.lifecycle.TeardownIncomplete"
     ]
