@@ -105,6 +105,12 @@ def test_routetimer_warns():
     app.test_client().get("/warn")
 
 
+def test_active_request_never_counted_out(pytestconfig):
+    plugin = pytestconfig.pluginmanager.get_plugin("routetimer-plugin")
+    meter = plugin.meter_provider.get_meter("demo")
+    meter.create_up_down_counter("http.server.active_requests").add(1, {"k": "v"})
+
+
 def test_detach_fails():
     app = make_app()
 
@@ -131,6 +137,10 @@ EXPECTED = {
         "SERVER span 'GET /' has a parent span from another test: test_leaky.py::test_keeps_a_span"
     ),
     "test_routetimer_warns": "WARNING from flask_routetimer: a demo warning",
+    # 2 and 1: the streamed body left unread is still an active request, rightly.
+    "test_active_request_never_counted_out": (
+        "http.server.active_requests is 2 while 1 request spans are open: +1 during this test"
+    ),
     "test_detach_fails": "ERROR from opentelemetry.context: Failed to detach context",
 }
 
