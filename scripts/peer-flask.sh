@@ -86,5 +86,8 @@ echo "peer-flask: Flask $version's test suite, without and with flask-routetimer
 start=$SECONDS
 run_suite bare "$@"
 run_suite timed -p routetimer_plugin "$@"
-"$py" "$root/tests/peer/compare.py" "$out/bare.json" "$out/timed.json"
-echo "peer-flask: same tests pass with flask-routetimer attached ($((SECONDS - start)) s)"
+if ! "$py" "$root/tests/peer/compare.py" "$out/bare.json" "$out/timed.json"; then
+    echo "peer-flask: FAILED after $((SECONDS - start)) s; full output: $out/bare.log, $out/timed.log" >&2
+    exit 1
+fi
+echo "peer-flask: the same tests pass with flask-routetimer attached ($((SECONDS - start)) s)"
