@@ -8,6 +8,7 @@ in teardown (where routetimer_plugin reports a leak) makes the test an error.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ def reason(report: pytest.TestReport) -> str:
     kept = (errors or [line for line in lines if line.strip()])[:REASON_LINES]
     crash = getattr(report.longrepr, "reprcrash", None)
     if crash is not None:
-        kept.append(f"(raised at {crash.path}:{crash.lineno})")
+        kept.append(f"(raised at {os.path.relpath(crash.path)}:{crash.lineno})")
     return "\n".join(kept)
 
 
