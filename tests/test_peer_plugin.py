@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Request
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = ROOT / "tests" / "peer"
@@ -188,10 +188,7 @@ def test_plugin_reports_each_leak_in_the_test_that_made_it(tmp_path: Path) -> No
 def test_request_checks_need_one_span_with_the_clients_status() -> None:
     """A request that got a response needs exactly one request span, ended with its status."""
     plugin = load("routetimer_plugin")
-    with Flask("peer_demo").test_request_context("/x"):
-        from flask import request
-
-        seen = plugin.RequestSeen(request)
+    seen = plugin.RequestSeen(Request.from_values("/x"))
     check = plugin.LeakTracker._check_request
     assert check(seen, {}) == []  # no response (the exception reached the test): nothing to say
     seen.status = 500
@@ -204,6 +201,18 @@ def test_request_checks_need_one_span_with_the_clients_status() -> None:
     ]
     seen.spans = [1, 2]
     assert check(seen, {1: 500, 2: 500}) == ["request GET /x has 2 request spans"]
+    # After the response, the app raised out of the WSGI call: a server sends 500 instead.
+    seen.spans, seen.status = [1], 200
+    assert check(seen, {1: 500}) == [
+        "the span of request GET /x ended with http.response.status_code = 500, but the "
+        "client got 200"
+    ]
+    seen.request.environ[plugin.RAISED] = True
+    assert check(seen, {1: 500}) == check(seen, {1: 200}) == []
+    assert check(seen, {1: None}) == [
+        "the span of request GET /x ended with http.response.status_code = None, but the "
+        "client got 200 or 500"
+    ]
 
 
 def outcomes(**tests: str) -> dict[str, Any]:
