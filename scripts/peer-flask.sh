@@ -6,13 +6,16 @@
 # The suite is the sdist of the Flask installed in .venv-peer/ (its tests/ and the tutorial's
 # examples/tutorial/tests), with what it needs pinned in tests/peer/requirements-flask.txt. The
 # timed run loads tests/peer/routetimer_plugin.py, which also fails a test that leaks an
-# OpenTelemetry context, leaves a finished request's span open, or makes flask_routetimer warn.
+# OpenTelemetry context or a finished request's span, mis-records a request, or makes
+# flask_routetimer warn (the list: docs/RELIABILITY.md).
 #
 # Set-up needs the package registry (run it OUTSIDE scripts/in-netns.sh); it is idempotent, like
 # setup-instrument.sh: a stamp holds the hash of the requirements, pyproject.toml and the
 # interpreter version, and the sdist is kept in the venv, so later runs are offline.
 #
 # Usage: scripts/peer-flask.sh [PYTEST_ARG...]   (PYTHON=/path/to/python3 to choose the interpreter)
+# Stop at the first failing step (and on unset names): a half-built venv must never be stamped
+# as good, and a failed run must never reach the comparison as if it had passed.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
