@@ -24,6 +24,10 @@ bash scripts/setup-instrument.sh
 # The benchmarks must keep running (figures are printed, never asserted): a quick smoke run, in
 # the venv that also has the OpenTelemetry Flask instrumentation they compare against.
 PYTHON=.venv-instrument/bin/python bash scripts/bench-smoke.sh
+# Flask's own test suite must pass the same with RouteTimer attached to every app (a peer's suite
+# as proof of a drop-in; docs/RELIABILITY.md). Here, outside the network namespace: its set-up
+# may download (once, then it is cached and offline).
+bash scripts/peer-flask.sh
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1; then
   E2E_REQUIRED=1 exec bash scripts/in-netns.sh .venv/bin/python -m pytest "$@"
 fi
