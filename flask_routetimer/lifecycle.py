@@ -106,7 +106,7 @@ class RequestLifecycle:
         if record is None:
             return
         try:
-            self._finished(app, record, response)
+            self._read_response(app, record, response)
         except Exception as exc:
             report("reading the response", exc)
 
@@ -185,7 +185,7 @@ class RequestLifecycle:
                 report("counting an active request", exc)
         return record
 
-    def _finished(self, app: Flask, record: RequestRecord, response: Response) -> None:
+    def _read_response(self, app: Flask, record: RequestRecord, response: Response) -> None:
         record.status_code = response.status_code
         if is_lazy_body(response):
             # Count the body to its last byte: the WSGI server closes the response after it.
