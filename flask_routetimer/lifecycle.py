@@ -237,8 +237,9 @@ class RequestLifecycle:
             except Exception as exc:
                 report("recording request metrics", exc)
         failed = attrs.is_failure(record.exception, record.status_code)
+        ttfb = record.body.time_to_first_byte(record.start) if record.body is not None else None
         try:
-            self.stats.record(record.info.method, record.info.route, duration, failed)
+            self.stats.record(record.info.method, record.info.route, duration, failed, ttfb)
         except Exception as exc:
             report("recording route statistics", exc)
         if request_timed.receivers:

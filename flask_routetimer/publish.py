@@ -39,4 +39,7 @@ def timing_of(record: RequestRecord, duration: float, sampled: bool) -> RouteTim
         exception=record.exception,
         trace_id=format(span_context.trace_id, "032x") if sampled else None,
         span_id=format(span_context.span_id, "016x") if sampled else None,
+        time_to_first_byte=(
+            record.body.time_to_first_byte(record.start) if record.body is not None else None
+        ),
     )

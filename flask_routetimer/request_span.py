@@ -11,6 +11,7 @@ from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import attributes as attrs
+from ._body import TIME_TO_FIRST_BYTE
 from .headers import HeaderCapture
 from .propagation import extract_parent
 from .record import RequestRecord, in_flight
@@ -111,3 +112,6 @@ def _describe_end(record: RequestRecord) -> None:
         span.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {exc}"))
     elif attrs.is_failure(None, record.status_code):
         span.set_status(Status(StatusCode.ERROR))
+    ttfb = record.body.time_to_first_byte(record.start) if record.body is not None else None
+    if ttfb is not None:
+        span.set_attribute(TIME_TO_FIRST_BYTE, ttfb)

@@ -106,6 +106,12 @@ class RouteStats:
     p99: float
     overflow: bool = False
     buckets: tuple[Bucket, ...] = ()  # non-empty histogram buckets (lower_s, upper_s, count)
+    # Time to first byte of streamed bodies: how many sent one, and quantiles of the same
+    # sketch and error bound as the durations; None for a row that never streamed a byte.
+    ttfb_count: int = 0
+    ttfb_p50: Optional[float] = None  # noqa: UP045
+    ttfb_p95: Optional[float] = None  # noqa: UP045
+    ttfb_p99: Optional[float] = None  # noqa: UP045
 
     @property
     def mean(self) -> float:
@@ -139,6 +145,10 @@ class RouteStats:
             "p95": self.p95,
             "p99": self.p99,
             "buckets": [list(bucket) for bucket in self.buckets],
+            "ttfb_count": self.ttfb_count,
+            "ttfb_p50": self.ttfb_p50,
+            "ttfb_p95": self.ttfb_p95,
+            "ttfb_p99": self.ttfb_p99,
         }
 
 
@@ -168,6 +178,50 @@ def _clamped_quantile(
     return min(max(_bucket_quantile(buckets, count, q), low), high)
 
 
+class _FirstBytes:
+    """Times to first byte of one row: a second sketch, made at its first streamed byte."""
+
+    __slots__ = ("count", "min", "max", "counts")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.min = _INF
+        self.max = -_INF
+        self.counts = [0] * BUCKET_COUNT
+
+    def add(self, seconds: float, index: int) -> None:
+        self.count += 1
+        if seconds < self.min:
+            self.min = seconds
+        if seconds > self.max:
+            self.max = seconds
+        self.counts[index] += 1
+
+    def copy(self) -> tuple[int, float, float, list[int]]:
+        """``(count, min, max, counts)``, taken under the row's lock."""
+        return self.count, self.min, self.max, list(self.counts)
+
+
+_NO_FIRST_BYTES: tuple[int, Optional[float], Optional[float], Optional[float]] = (
+    0,
+    None,
+    None,
+    None,
+)
+
+
+def _first_byte_quantiles(
+    copied: tuple[int, float, float, list[int]] | None,
+) -> tuple[int, Optional[float], Optional[float], Optional[float]]:
+    """``(count, p50, p95, p99)`` of a copied first-byte sketch; no quantiles when empty."""
+    if copied is None or not copied[0]:
+        return _NO_FIRST_BYTES
+    count, low, high, counts = copied
+    buckets = tuple((*BUCKET_BOUNDS[i], n) for i, n in enumerate(counts) if n)
+    p50, p95, p99 = (_clamped_quantile(buckets, count, low, high, q) for q in (0.5, 0.95, 0.99))
+    return count, p50, p95, p99
+
+
 class _RouteRow:
     """Mutable accumulator of one row, guarded by its own lock so routes never contend."""
 
@@ -182,6 +236,7 @@ class _RouteRow:
         "min",
         "max",
         "counts",
+        "first_bytes",
     )
 
     def __init__(self, method: str, route: str | None, overflow: bool = False) -> None:
@@ -195,6 +250,7 @@ class _RouteRow:
         self.min = _INF
         self.max = -_INF
         self.counts = [0] * BUCKET_COUNT  # fixed length: memory does not grow with records
+        self.first_bytes: _FirstBytes | None = None  # only rows that streamed pay for it
 
     def add(self, seconds: float, error: bool) -> None:
         """Fold one finite, non-negative duration in; the log is taken outside the lock."""
@@ -210,13 +266,23 @@ class _RouteRow:
                 self.max = seconds
             self.counts[index] += 1
 
+    def add_first_byte(self, seconds: float) -> None:
+        """Fold one finite, non-negative time to first byte in."""
+        index = _bucket_index(seconds)
+        with self._lock:
+            if self.first_bytes is None:
+                self.first_bytes = _FirstBytes()
+            self.first_bytes.add(seconds, index)
+
     def freeze(self) -> RouteStats:
         """Copy under the lock, then derive quantiles outside it to keep the hold time short."""
         with self._lock:
             count, errors, total = self.count, self.error_count, self.total
             low, high = (self.min, self.max) if count else (0.0, 0.0)
             counts = list(self.counts)
+            first_bytes = self.first_bytes.copy() if self.first_bytes is not None else None
         buckets = tuple((*BUCKET_BOUNDS[i], n) for i, n in enumerate(counts) if n)
+        ttfb = _first_byte_quantiles(first_bytes)
         p50, p90, p95, p99 = (
             _clamped_quantile(buckets, count, low, high, q) for q in (0.5, 0.9, 0.95, 0.99)
         )
@@ -234,6 +300,10 @@ class _RouteRow:
             p99=p99,
             overflow=self.overflow,
             buckets=buckets,
+            ttfb_count=ttfb[0],
+            ttfb_p50=ttfb[1],
+            ttfb_p95=ttfb[2],
+            ttfb_p99=ttfb[3],
         )
 
 
@@ -261,8 +331,16 @@ class RouteStatsTable:
         """The configured cap on regular (non-overflow) rows."""
         return self._max_routes
 
-    def record(self, method: str, route: str | None, duration: float, error: bool) -> None:
-        """Record one request. NaN and +/-inf are ignored (no usable time); negatives become 0."""
+    def record(
+        self,
+        method: str,
+        route: str | None,
+        duration: float,
+        error: bool,
+        ttfb: float | None = None,
+    ) -> None:
+        """Record one request, and its time to first byte if it streamed one. NaN and +/-inf
+        are ignored (no usable time); negatives become 0."""
         if not -_INF < duration < _INF:
             return
         if duration < 0.0:
@@ -271,6 +349,8 @@ class RouteStatsTable:
         if row is None:
             row = self._row_for_new_key(method, route)
         row.add(duration, error)
+        if ttfb is not None and -_INF < ttfb < _INF:
+            row.add_first_byte(max(ttfb, 0.0))
 
     def _row_for_new_key(self, method: str, route: str | None) -> _RouteRow:
         """Create the row under the table lock, or hand out the overflow row once full."""

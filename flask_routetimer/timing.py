@@ -29,6 +29,9 @@ class RouteTiming:
     trace_id: Optional[str]
     #: Span id as 16 hex digits, or None when no span was recorded.
     span_id: Optional[str] = None
+    #: Seconds from request start to the first non-empty chunk of a streamed body; None when the
+    #: body was not streamed or sent nothing (HEAD, 204, 304, an empty stream).
+    time_to_first_byte: Optional[float] = None
 
     @property
     def failed(self) -> bool:

@@ -10,6 +10,8 @@ from flask import Flask, Response, stream_with_context
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 from flask_routetimer import RouteTiming, request_timed
+from flask_routetimer._body import TIME_TO_FIRST_BYTE, WatchedBody
+from flask_routetimer.request_span import BODY_INCOMPLETE
 
 CHUNK_DELAY = 0.05
 
@@ -72,3 +74,128 @@ def test_buffered_client_closes_stream(stream_app, server_spans):
     """A buffered test client reads and closes the stream: the span is there on return."""
     stream_app.test_client().get("/plain", buffered=True)
     assert len(server_spans()) == 1
+
+
+# --- Time to first byte -----------------------------------------------------------------------
+
+FIRST_CHUNK = 0.05
+LAST_CHUNK = 0.2
+
+
+def paced() -> Iterator[str]:
+    """An empty chunk at once (no byte), the first byte after 50 ms, the last after 200 ms."""
+    yield ""
+    time.sleep(FIRST_CHUNK)
+    yield "first\n"
+    time.sleep(LAST_CHUNK - FIRST_CHUNK)
+    yield "last\n"
+
+
+@pytest.fixture
+def ttfb_app(app: Flask) -> Flask:
+    @app.get("/paced")
+    def paced_view() -> Response:
+        return Response(paced(), mimetype="text/plain")
+
+    @app.get("/paced-context")
+    def paced_context() -> Response:
+        return Response(stream_with_context(paced()), mimetype="text/plain")
+
+    @app.get("/buffered")
+    def buffered() -> str:
+        time.sleep(FIRST_CHUNK)
+        return "all at once"
+
+    @app.get("/silent")
+    def silent() -> Response:
+        return Response(iter(["", b""]), mimetype="text/plain")
+
+    @app.get("/status/<int:code>")
+    def status(code: int) -> Response:
+        return Response(paced(), status=code)
+
+    return app
+
+
+@pytest.fixture
+def timings(ttfb_app: Flask) -> Iterator[list[RouteTiming]]:
+    received: list[RouteTiming] = []
+    with request_timed.connected_to(lambda sender, timing: received.append(timing), ttfb_app):
+        yield received
+
+
+@pytest.mark.parametrize("path", ["/paced", "/paced-context"])
+def test_time_to_first_byte_of_a_stream(ttfb_app, timer, server_spans, timings, path):
+    """First byte after 50 ms, last after 200 ms: TTFB near 50 ms on the span, in the signal and
+    in the route statistics; the duration still covers the whole body."""
+    with ttfb_app.test_client().get(path) as response:
+        assert response.get_data(as_text=True) == "first\nlast\n"
+    (span,) = server_spans()
+    ttfb = span.attributes[TIME_TO_FIRST_BYTE]
+    assert FIRST_CHUNK <= ttfb < LAST_CHUNK - FIRST_CHUNK
+    assert span.end_time - span.start_time >= LAST_CHUNK * 1e9
+    (timing,) = timings
+    assert timing.time_to_first_byte == ttfb
+    assert timing.duration >= LAST_CHUNK
+    (row,) = timer.stats(ttfb_app).routes
+    assert row.ttfb_count == 1
+    for quantile in (row.ttfb_p50, row.ttfb_p95, row.ttfb_p99):
+        assert quantile == pytest.approx(ttfb, rel=0.02)
+    assert row.p50 >= LAST_CHUNK
+
+
+def test_client_gone_after_the_first_byte_keeps_its_ttfb(ttfb_app, server_spans, timings):
+    """A client that disconnects after the first chunk: the body is incomplete, TTFB is known."""
+    response = ttfb_app.test_client().get("/paced")
+    assert [next(response.response), next(response.response)] == [b"", b"first\n"]
+    response.close()
+    (span,) = server_spans()
+    assert span.attributes[BODY_INCOMPLETE] is True
+    assert FIRST_CHUNK <= span.attributes[TIME_TO_FIRST_BYTE] < LAST_CHUNK
+    assert timings[0].time_to_first_byte == span.attributes[TIME_TO_FIRST_BYTE]
+
+
+def test_client_gone_before_the_first_byte_reports_none(ttfb_app, server_spans, timings):
+    """Only an empty chunk went out before the client left: no byte, so no TTFB."""
+    response = ttfb_app.test_client().get("/paced")
+    assert next(response.response) == b""
+    response.close()
+    (span,) = server_spans()
+    assert TIME_TO_FIRST_BYTE not in span.attributes
+    assert timings[0].time_to_first_byte is None
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("HEAD", "/paced"),  # no body is sent for HEAD
+        ("GET", "/status/204"),
+        ("GET", "/status/304"),
+        ("GET", "/buffered"),  # not streamed: the whole body at once
+        ("GET", "/silent"),  # streamed, but every chunk is empty
+    ],
+)
+def test_no_ttfb_without_a_streamed_byte(ttfb_app, timer, server_spans, timings, method, path):
+    """HEAD, 204, 304, ordinary and empty bodies report no time to first byte anywhere."""
+    with ttfb_app.test_client().open(path, method=method) as response:
+        response.get_data()
+    (span,) = server_spans()
+    assert TIME_TO_FIRST_BYTE not in span.attributes
+    assert timings[0].time_to_first_byte is None
+    (row,) = timer.stats(ttfb_app).routes
+    assert (row.ttfb_count, row.ttfb_p50, row.ttfb_p95, row.ttfb_p99) == (0, None, None, None)
+    assert row.to_dict()["ttfb_p50"] is None
+
+
+def test_later_chunks_skip_the_first_byte_check(ttfb_app):
+    """Once the first byte is out, the watched body no longer looks at chunks (no cost per chunk)."""
+    body = WatchedBody(iter(["", "a", "b"]), lambda exc: None)
+    assert type(body).__next__ is WatchedBody.__next__
+    assert next(body) == "" and body.first_byte is None
+    assert next(body) == "a"
+    first = body.first_byte
+    assert first is not None and type(body).__next__ is not WatchedBody.__next__
+    assert next(body) == "b" and body.first_byte == first
+    with pytest.raises(StopIteration):
+        next(body)
+    assert body.exhausted and isinstance(body, WatchedBody)
