@@ -388,3 +388,39 @@ def test_histogram_storage_does_not_grow_with_records() -> None:
     assert (len(counts), sys.getsizeof(counts)) == (length, size) == (stats.BUCKET_COUNT, size)
     assert len(table) == 1
     assert len(only_row(table.snapshot()).buckets) <= stats.BUCKET_COUNT
+
+
+# --- Time to first byte -----------------------------------------------------------------------
+
+
+def test_ttfb_quantiles_use_the_duration_sketch_and_bound() -> None:
+    """TTFB quantiles are nearest-rank within 2%, from their own sketch, beside the durations."""
+    table = RouteStatsTable(max_routes=10)
+    rng = random.Random(5)
+    firsts = [rng.uniform(0.001, 0.5) for _ in range(1000)]
+    for first in firsts:
+        table.record("GET", "/s", first + 1.0, False, first)
+    table.record("GET", "/s", 2.0, False)  # a request that sent no streamed byte
+    row = only_row(table.snapshot())
+    ordered = sorted(firsts)
+    assert row.count == 1001 and row.ttfb_count == 1000
+    for name, q in (("ttfb_p50", 0.5), ("ttfb_p95", 0.95), ("ttfb_p99", 0.99)):
+        exact = ordered[math.ceil(q * len(ordered)) - 1]
+        assert getattr(row, name) == pytest.approx(exact, rel=stats.RELATIVE_ACCURACY)
+    assert row.p50 > 1.0  # durations are their own sketch
+    data = json.loads(json.dumps(row.to_dict(), allow_nan=False))
+    assert data["ttfb_count"] == 1000 and data["ttfb_p95"] == row.ttfb_p95
+
+
+def test_ttfb_absent_unusable_or_negative() -> None:
+    """No TTFB leaves None; NaN and infinities are ignored; a negative one counts as 0."""
+    table = RouteStatsTable(max_routes=10)
+    table.record("GET", "/plain", 0.1, False)
+    table.record("GET", "/odd", 0.1, False, math.nan)
+    table.record("GET", "/odd", 0.1, False, math.inf)
+    table.record("GET", "/neg", 0.1, False, -1.0)
+    rows = {row.route: row for row in table.snapshot().routes}
+    assert (rows["/plain"].ttfb_count, rows["/plain"].ttfb_p50) == (0, None)
+    assert (rows["/odd"].ttfb_count, rows["/odd"].ttfb_p99) == (0, None)
+    assert (rows["/neg"].ttfb_count, rows["/neg"].ttfb_p50) == (1, 0.0)
+    assert rows["/plain"].to_dict()["ttfb_p50"] is None

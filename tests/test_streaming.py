@@ -187,8 +187,8 @@ def test_no_ttfb_without_a_streamed_byte(ttfb_app, timer, server_spans, timings,
     assert row.to_dict()["ttfb_p50"] is None
 
 
-def test_later_chunks_skip_the_first_byte_check(ttfb_app):
-    """Once the first byte is out, the watched body no longer looks at chunks (no cost per chunk)."""
+def test_later_chunks_skip_the_first_byte_check():
+    """Past the first byte, the watched body no longer looks at chunks (no cost per chunk)."""
     body = WatchedBody(iter(["", "a", "b"]), lambda exc: None)
     assert type(body).__next__ is WatchedBody.__next__
     assert next(body) == "" and body.first_byte is None
