@@ -46,6 +46,7 @@ class Settings:
     capture_request: list[str]
     capture_response: list[str]
     capture_sanitize: list[str]
+    time_templates: bool
     #: Built from the three capture lists; None when no header is captured (no work per request).
     headers: Optional[header_capture.HeaderCapture] = field(init=False)
 
@@ -423,6 +424,16 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         env=("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS",),
         from_env=_added_to_sanitize,
         default_text="common credential headers",
+    ),
+    ConfigKey(
+        "ROUTETIMER_TIME_TEMPLATES",
+        True,
+        "`bool`",
+        "time each template render during a timed request as a child span "
+        "`render <template name>` (`render <string>` for `render_template_string`), from "
+        "Flask's `before_render_template` and `template_rendered` signals",
+        _bool,
+        "time_templates",
     ),
 )
 

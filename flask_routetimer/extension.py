@@ -19,11 +19,13 @@ from .cli import routetimer_cli
 from .config import CONFIG_KEYS, ConfigError, Settings, environment, read_settings, set_defaults
 from .dashboard import create_blueprint, dashboard_host, overlapping_rules
 from .lifecycle import RequestLifecycle
+from .record import current_record
 from .routes import DASHBOARD_BLUEPRINT, Exemptions
 from .sdk import configure_sdk
 from .state import EXTENSION_KEY, AppState, get_state
 from .stats import StatsSnapshot
 from .telemetry import Telemetry
+from .templates import TemplateSpans
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -111,6 +113,8 @@ class RouteTimer:
         app.extensions[EXTENSION_KEY] = state
         if settings.enabled:
             RequestLifecycle(state).connect(app)
+            if settings.time_templates:
+                TemplateSpans(state.telemetry, current_record).connect(app)
         app.cli.add_command(routetimer_cli)
 
     @property

@@ -37,6 +37,7 @@ from .record import RequestRecord, current_record, detach, in_flight, set_curren
 from .request_span import end_span, note_exception, open_span, pass_through
 from .signals import request_timed
 from .state import AppState
+from .templates import end_open_renders
 from .wsgi import app_path
 
 #: Set in the environ of a request that is deliberately not timed (exempt or excluded).
@@ -226,6 +227,8 @@ class RequestLifecycle:
             return
         record.ended = True
         duration = max(perf_counter() - record.start, 0.0)  # time can go backwards
+        if record.renders is not None:
+            end_open_renders(record)  # a render that raised got no template_rendered
         sampled = False
         try:
             sampled = end_span(record)

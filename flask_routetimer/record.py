@@ -18,6 +18,7 @@ from opentelemetry import trace
 from ._body import WatchedBody
 from .metrics import ActiveKey, InFlight
 from .routes import RouteInfo
+from .templates import RenderStack
 
 
 class Owner(Protocol):
@@ -47,6 +48,7 @@ class RequestRecord:
         "streaming",
         "body",
         "ended",
+        "renders",
     )
 
     def __init__(
@@ -75,6 +77,7 @@ class RequestRecord:
         self.streaming = False
         self.body: Optional[WatchedBody] = None
         self.ended = False
+        self.renders: Optional[RenderStack] = None  # template renders, once one started
 
 
 #: The request being timed in this thread/context.
