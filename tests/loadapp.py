@@ -36,6 +36,9 @@ OUT_DIR = os.environ.get("ROUTETIMER_LOAD_DIR", ".")
 STREAM_CHUNKS = 4
 LONG_CHUNKS = 200
 LONG_CHUNK = b"x" * 16384
+#: /paced sends its first byte after FIRST_BYTE seconds and its last after LAST_BYTE.
+FIRST_BYTE = 0.05
+LAST_BYTE = 0.2
 
 logging.basicConfig(
     level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
@@ -68,6 +71,9 @@ class JsonLinesExporter(SpanExporter):
                         "route": attributes.get("http.route"),
                         "status": attributes.get("http.response.status_code"),
                         "incomplete": attributes.get("routetimer.body_incomplete", False),
+                        "ttfb": attributes.get("routetimer.time_to_first_byte"),
+                        "method": attributes.get("http.request.method"),
+                        "duration": ((span.end_time or 0) - (span.start_time or 0)) / 1e9,
                         "error_type": attributes.get("error.type"),
                         "pid": os.getpid(),
                     }
@@ -125,6 +131,19 @@ def long_stream() -> Response:
             yield LONG_CHUNK
 
     return Response(chunks(), mimetype="application/octet-stream")
+
+
+@app.get("/paced")
+def paced() -> Response:
+    """A stream whose first byte comes after 50 ms and last after 200 ms."""
+
+    def chunks() -> Iterator[bytes]:
+        time.sleep(FIRST_BYTE)
+        yield b"first\n"
+        time.sleep(LAST_BYTE - FIRST_BYTE)
+        yield b"last\n"
+
+    return Response(chunks(), mimetype="text/plain")
 
 
 @app.get("/fail")

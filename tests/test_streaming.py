@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import sys
 import time
 from collections.abc import Iterator
 
@@ -199,3 +201,45 @@ def test_later_chunks_skip_the_first_byte_check():
     with pytest.raises(StopIteration):
         next(body)
     assert body.exhausted and isinstance(body, WatchedBody)
+
+
+@pytest.mark.load
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="loadkit reads /proc")
+@pytest.mark.parametrize(
+    "kind, options",
+    [("werkzeug", {}), ("sync", {"workers": 1}), ("gthread", {"workers": 1, "threads": 2})],
+    ids=["werkzeug-threaded", "gunicorn-sync", "gunicorn-gthread"],
+)
+def test_time_to_first_byte_over_a_real_server(tmp_path, kind, options):
+    """Over real servers: the client's first byte arrives near the span's TTFB (50 ms), the span
+    lasts to the last byte (200 ms); HEAD reports none; a client that hangs up keeps its TTFB."""
+    import loadkit  # tests/ is on sys.path for test modules
+
+    client_first = []
+    with loadkit.serve(kind, tmp_path, **options) as server:
+        for method in ("GET", "GET", "HEAD"):
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            try:
+                start = time.perf_counter()
+                connection.request(method, "/paced")
+                response = connection.getresponse()
+                if method == "GET":
+                    response.read(1)
+                    client_first.append(time.perf_counter() - start)
+                body = response.read()
+            finally:
+                connection.close()
+            assert body == (b"irst\nlast\n" if method == "GET" else b"")
+        assert loadkit.cut_short(server.port)
+    assert server.process.returncode == 0, server.stderr_path.read_text()[-3000:]
+    spans = [s for s in loadkit.read_spans(tmp_path) if s["kind"] == "SERVER"]
+    paced = [s for s in spans if s["route"] == "/paced" and s["method"] == "GET"]
+    assert len(paced) == 2
+    for span, first in zip(paced, client_first):
+        assert FIRST_CHUNK <= span["ttfb"] < LAST_CHUNK - FIRST_CHUNK
+        assert span["ttfb"] <= first  # the server handed the chunk over before it arrived
+        assert span["duration"] >= LAST_CHUNK
+    (head,) = [s for s in spans if s["route"] == "/paced" and s["method"] == "HEAD"]
+    assert head["ttfb"] is None
+    (cut,) = [s for s in spans if s["route"] == "/long"]
+    assert cut["incomplete"] is True and 0 < cut["ttfb"] < cut["duration"]
