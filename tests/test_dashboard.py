@@ -376,3 +376,40 @@ def test_each_app_shows_its_own_statistics(make_app):
     for index, app in enumerate(apps):
         routes = app.test_client().get("/_routetimer/api/stats").json["routes"]
         assert [row["route"] for row in routes] == [f"/only-{index}"]
+
+
+# --- Time to first byte -----------------------------------------------------------------------
+
+
+def test_ttfb_column_only_once_a_route_streamed(dash):
+    """The routes table has a TTFB column once some route streamed, '–' for the others; the
+    route page, /api/stats and the streamed trace's waterfall show it too."""
+    app, client = dash()
+
+    @app.get("/stream")
+    def stream() -> Any:
+        return app.response_class(iter(["a", "b"]))
+
+    client.get("/items/1")
+    assert "TTFB p50" not in client.get("/_routetimer/").text
+    with client.get("/stream") as response:
+        assert response.data == b"ab"
+    html = client.get("/_routetimer/").text
+    assert "TTFB p50" in html
+    stream_row = html.split("<code>/stream</code></a></td>")[1].split("</tr>")[0]
+    item_row = html.split("/items/&lt;int:id&gt;</code></a></td>")[1].split("</tr>")[0]
+    assert 'class="num ttfb"><span title="time to first byte of 1 streamed' in stream_row
+    assert '<td class="num ttfb"><span class="muted">–</span>' in item_row
+    route_page = client.get("/_routetimer/route?method=GET&route=/stream").text
+    assert "TTFB p95" in route_page
+    stats = client.get("/_routetimer/api/stats?buckets=0").json
+    by_route = {row["route"]: row for row in stats["routes"]}
+    assert by_route["/stream"]["ttfb_count"] == 1 and by_route["/stream"]["ttfb_p99"] > 0
+    assert by_route["/items/<int:id>"]["ttfb_p50"] is None
+    (trace_id,) = trace_ids(route_page)
+    trace_page = client.get(f"/_routetimer/trace/{trace_id}").text
+    assert '<line class="first-byte"' in trace_page and "<dt>First byte</dt>" in trace_page
+    (item_trace,) = trace_ids(
+        client.get("/_routetimer/route?method=GET&route=/items/<int:id>").text
+    )
+    assert "first-byte" not in client.get(f"/_routetimer/trace/{item_trace}").text

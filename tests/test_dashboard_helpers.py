@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 import pytest
@@ -163,3 +164,27 @@ def test_histogram_merges_equal_quantile_markers():
     plot = geometry.histogram([(0.01, 0.0104, 1)], {"p50": 0.01, "p95": 0.01, "p99": 0.01})
     assert plot is not None
     assert [marker.label for marker in plot.markers] == ["p50, p95, p99 10.0 ms"]
+
+
+def test_waterfall_marks_the_first_byte_on_a_streamed_request():
+    """A request span with a time to first byte gets a marker on its bar; others get none."""
+    root = make_span("GET /stream", 1, None, 1000, 1400)
+    root = ReadableSpan(
+        name=root.name,
+        context=root.context,
+        start_time=root.start_time,
+        end_time=root.end_time,
+        attributes={"routetimer.time_to_first_byte": 100e-9},
+    )
+    rows = geometry.waterfall([root, make_span("render rows.html", 2, 1, 1000, 1300)])
+    assert (rows[0].first_byte, rows[0].first_byte_x) == (pytest.approx(100e-9), 25.0)
+    assert (rows[1].first_byte, rows[1].first_byte_x) == (None, None)
+
+
+def test_routes_sort_by_ttfb_with_never_streamed_routes_last():
+    """Sorting by TTFB p50 puts routes that never streamed below every real value."""
+    rows = [row("/plain", 0.5), replace(row("/fast", 0.1), ttfb_count=1, ttfb_p50=0.01)]
+    rows.append(replace(row("/slow", 0.1), ttfb_count=1, ttfb_p50=0.2))
+    ordered = present.sort_rows(rows, "ttfb_p50", True)
+    assert [r.route for r in ordered] == ["/slow", "/fast", "/plain"]
+    assert present.sort_order("ttfb_p50", None) == ("ttfb_p50", True)

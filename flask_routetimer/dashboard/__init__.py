@@ -158,6 +158,7 @@ def routes_page() -> str:
         "routetimer/routes.html",
         snapshot=snapshot,
         rows=present.sort_rows(snapshot.routes, key, descending),
+        streamed=any(row.ttfb_count for row in snapshot.routes),
         sort=key,
         descending=descending,
         text_keys=present.TEXT_KEYS,

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from .._body import TIME_TO_FIRST_BYTE
 from ..stats import Bucket
 from ..tracebuffer import by_start
 from .present import format_seconds
@@ -36,6 +37,8 @@ class WaterfallRow:
     duration: float  # seconds
     x: float  # percent
     width: float  # percent
+    first_byte: Optional[float] = None  # seconds since the trace started, for a streamed body
+    first_byte_x: Optional[float] = None  # percent
 
 
 def span_tree(spans: Sequence[ReadableSpan]) -> list[tuple[ReadableSpan, int]]:
@@ -81,7 +84,14 @@ def waterfall(spans: Sequence[ReadableSpan]) -> list[WaterfallRow]:
         length = max((span.end_time or span.start_time or origin) - origin - start, 0)
         x = min(start / total * 100, 100 - MIN_BAR)
         width = min(max(length / total * 100, MIN_BAR), 100 - x)
-        rows.append(WaterfallRow(span, min(depth, MAX_DEPTH), start / 1e9, length / 1e9, x, width))
+        row = WaterfallRow(span, min(depth, MAX_DEPTH), start / 1e9, length / 1e9, x, width)
+        ttfb = (span.attributes or {}).get(TIME_TO_FIRST_BYTE)
+        if isinstance(ttfb, (int, float)) and not isinstance(ttfb, bool) and ttfb >= 0:
+            # Measured from the request's start: capped to the bar, so the marker stays on it.
+            at = min(start + ttfb * 1e9, start + length)
+            marker_x = min(max(at / total * 100, x), x + width)
+            row = replace(row, first_byte=at / 1e9, first_byte_x=marker_x)
+        rows.append(row)
     return rows
 
 

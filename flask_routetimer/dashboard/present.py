@@ -112,6 +112,8 @@ SORT_KEYS: dict[str, Callable[[RouteStats], Any]] = {
     "p50": lambda row: row.p50,
     "p95": lambda row: row.p95,
     "p99": lambda row: row.p99,
+    # Routes that never streamed sort below every real time to first byte.
+    "ttfb_p50": lambda row: -1.0 if row.ttfb_p50 is None else row.ttfb_p50,
     "max": lambda row: row.max,
     "total": lambda row: row.total,
 }
