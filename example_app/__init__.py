@@ -29,12 +29,16 @@ log = logging.getLogger("example_app")
 
 
 def one_line(span: ReadableSpan) -> str:
-    """A compact console line per span: name, duration, status, trace and parent."""
+    """A compact console line per span: name, duration (and first byte of a stream), status,
+    trace and parent."""
     duration_ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
     parent = f" parent={span.parent.span_id:016x}" if span.parent else ""
-    status = span.attributes.get("http.response.status_code", "") if span.attributes else ""
+    attributes = span.attributes or {}
+    status = attributes.get("http.response.status_code", "")
+    ttfb = attributes.get("routetimer.time_to_first_byte")
+    first = f" (first byte {ttfb * 1000:.1f} ms)" if isinstance(ttfb, float) else ""
     return (
-        f"span {span.name!r} {duration_ms:.1f} ms {status} {span.status.status_code.name} "
+        f"span {span.name!r} {duration_ms:.1f} ms{first} {status} {span.status.status_code.name} "
         f"trace={span.context.trace_id:032x} span={span.context.span_id:016x}{parent}\n"
     )
 
@@ -103,9 +107,10 @@ def register_routes(app: Flask, timer: RouteTimer) -> None:
 
         @stream_with_context
         def generate() -> Iterator[str]:
+            time.sleep(0.05)  # the model warms up before the first token
             for word in words:
-                time.sleep(0.02)
                 yield f"{word}\n"
+                time.sleep(0.02)
 
         return Response(generate(), mimetype="text/plain")
 
@@ -120,12 +125,14 @@ def register_routes(app: Flask, timer: RouteTimer) -> None:
 
 
 def log_timing(sender: Flask, timing: RouteTiming, **_: Any) -> None:
+    first = timing.time_to_first_byte
     log.info(
-        "%s %s -> %s in %.1f ms",
+        "%s %s -> %s in %.1f ms%s",
         timing.method,
         timing.route or "<no route>",
         timing.status_code,
         timing.duration * 1000,
+        f" (first byte after {first * 1000:.1f} ms)" if first is not None else "",
     )
 
 

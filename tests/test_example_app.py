@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from opentelemetry.trace import SpanKind, StatusCode
 
-from example_app import create_app
+from example_app import create_app, one_line
+from flask_routetimer._body import TIME_TO_FIRST_BYTE
 
 
 def test_predict_routes_have_their_own_child_spans(tracer_provider, spans):
@@ -39,3 +42,17 @@ def test_stream_fail_health_and_bad_input(tracer_provider, server_spans):
         ("POST /v1/predict/", StatusCode.UNSET),
     ]
     assert all(s.kind is SpanKind.SERVER for s in server_spans())
+
+
+def test_stream_reports_its_first_byte(tracer_provider, server_spans, caplog):
+    """/v1/stream's first token comes after the model warms up (50 ms): the span, the console
+    line and the log show the time to first byte."""
+    app = create_app(tracer_provider=tracer_provider)
+    with caplog.at_level(logging.INFO, logger="example_app"):
+        with app.test_client().get("/v1/stream?text=a+b+c") as response:
+            assert response.data == b"a\nb\nc\n"
+    (span,) = server_spans()
+    ttfb = span.attributes[TIME_TO_FIRST_BYTE]
+    assert 0.05 <= ttfb < (span.end_time - span.start_time) / 1e9
+    assert f"(first byte {ttfb * 1000:.1f} ms)" in one_line(span)
+    assert f"(first byte after {ttfb * 1000:.1f} ms)" in caplog.text
