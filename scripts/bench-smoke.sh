@@ -29,4 +29,6 @@ echo "== benchmarks.memory --quick"
 "$PYTHON" -m benchmarks.memory --quick --json "$OUT/memory.json"
 echo "== benchmarks.breakdown --quick"
 "$PYTHON" -m benchmarks.breakdown --quick
-echo "bench-smoke: all four benchmarks ran"
+echo "== benchmarks.templates --quick"
+"$PYTHON" -m benchmarks.templates --quick --json "$OUT/templates.json"
+echo "bench-smoke: all five benchmarks ran"

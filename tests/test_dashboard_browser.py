@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -149,6 +150,28 @@ def test_trace_page_nests_child_spans(site, page):
     page.locator(".waterfall summary", has_text="model.predict").click()
     sync_api.expect(page.get_by_text("model.version")).to_be_visible()
     screenshot(page, "trace.png", "trace.png")
+    assert page.errors == []
+
+
+def test_streamed_route_shows_its_time_to_first_byte(site, page):
+    """The routes table has a TTFB column with a time for /v1/stream only; the stream's trace
+    marks its first byte on the request bar."""
+    page.goto(f"{site}/_routetimer/")
+    header = page.locator("table.routes thead th", has_text="TTFB p50")
+    sync_api.expect(header).to_be_visible()
+    stream = page.locator("table.routes tbody tr", has_text="/v1/stream").locator("td.ttfb")
+    sync_api.expect(stream).to_have_text(re.compile(r"^\d+(\.\d+)? ms$"))
+    predict = page.locator("table.routes tbody tr", has_text="/v1/predict/").locator("td.ttfb")
+    sync_api.expect(predict).to_have_text("–")
+    page.get_by_role("link", name="/v1/stream").click()
+    page.locator("table.data a.mono").first.click()
+    marker = page.locator(".waterfall svg.bar line.first-byte")
+    sync_api.expect(marker).to_have_count(1)
+    bar = page.locator(".waterfall summary", has_text="GET /v1/stream").locator("svg.bar")
+    box, line = bar.bounding_box(), marker.bounding_box()
+    assert box["x"] < line["x"] < box["x"] + box["width"] / 2  # 50 ms of a ~110 ms stream
+    assert marker.evaluate("el => getComputedStyle(el).stroke") != "none"
+    screenshot(page, "stream-trace.png", "stream.png")
     assert page.errors == []
 
 
