@@ -1,0 +1,111 @@
+"""Instructions per request, counted by valgrind: ``python -m benchmarks.instructions``.
+
+Wall or CPU time on a shared 2-core machine moves by 20-40% with the neighbours' load; the
+number of instructions a request executes does not. Each cell runs a child process under
+``valgrind --tool=callgrind`` twice, with N and 2N requests (after the same warm-up), and reports
+``(I(2N) - I(N)) / N``: start-up and imports cancel out. Overheads are against ``bare`` on the
+same pipeline; ratios against the SDK ``floor`` (the raw SDK work a request needs) are the
+figures to compare before and after a hot-path change: run this on both commits.
+
+Slow (valgrind runs Python ~50x slower): a few minutes for the default cells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+from benchmarks.apps import make_app, make_hooks_floor, make_pipeline
+from benchmarks.overhead import make_environ
+
+CELLS = {
+    "sdk on": ("simple", ("bare", "floor", "routetimer")),
+    "unsampled": ("unsampled", ("bare", "floor", "routetimer")),
+    "no sdk": ("nosdk", ("bare", "floor", "hooks", "routetimer")),
+}
+
+
+def serve(variant: str, pipeline_name: str, path: str, requests: int) -> None:
+    """The child: warm up, then serve ``requests`` requests straight through the WSGI app."""
+    pipeline = make_pipeline(pipeline_name)
+    app = make_hooks_floor() if variant == "hooks" else make_app(variant, pipeline)
+    wsgi = app.wsgi_app
+    template = make_environ(path)
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+        return None
+
+    for count in (200, requests):
+        for _ in range(count):
+            body = wsgi(dict(template), start_response)
+            for _chunk in body:
+                pass
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+    pipeline.shutdown()
+
+
+def count(variant: str, pipeline: str, path: str, requests: int) -> int:
+    """Instructions of one child run, whole process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            "-m",
+            "benchmarks.instructions",
+            "--child",
+            variant,
+            pipeline,
+            path,
+            str(requests),
+        ]
+        subprocess.run(command, check=True, capture_output=True, timeout=1800)
+        with open(out) as handle:
+            totals = re.search(r"^(?:summary|totals): (\d+)", handle.read(), re.MULTILINE)
+        if totals is None:
+            raise RuntimeError(f"no instruction total in callgrind's output for {variant}")
+        return int(totals.group(1))
+
+
+def per_request(variant: str, pipeline: str, path: str, requests: int) -> float:
+    return (
+        count(variant, pipeline, path, 2 * requests) - count(variant, pipeline, path, requests)
+    ) / requests
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", nargs=4, metavar=("VARIANT", "PIPELINE", "PATH", "N"))
+    parser.add_argument("-n", "--requests", type=int, default=500)
+    parser.add_argument("--path", default="/hello")
+    parser.add_argument("--cases", default=",".join(CELLS))
+    args = parser.parse_args(argv)
+    if args.child:
+        variant, pipeline, path, n = args.child
+        serve(variant, pipeline, path, int(n))
+        return 0
+    print(f"instructions per request, {args.path}, {args.requests} requests per run")
+    for case in args.cases.split(","):
+        pipeline, variants = CELLS[case]
+        counts = {v: per_request(v, pipeline, args.path, args.requests) for v in variants}
+        bare = counts["bare"]
+        floor = counts["floor"] - bare
+        for variant, value in counts.items():
+            overhead = value - bare
+            ratio = f"{overhead / floor:5.2f} x floor" if variant != "bare" and floor > 0 else ""
+            print(f"  {case:10s} {variant:11s} {value:10.0f}  overhead {overhead:9.0f}  {ratio}")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
