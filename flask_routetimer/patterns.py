@@ -1,15 +1,57 @@
-"""One regular expression matching any of several, each kept a group of its own."""
+"""Lists of regular expressions that match where any of them matches, each as written alone."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Optional
+from typing import Optional, Union
 
 
-def any_of(patterns: Iterable[str], flags: int = 0) -> Optional[re.Pattern[str]]:
-    """A pattern matching where any of ``patterns`` matches; None when there are none."""
+class AnyOf:
+    """Patterns tried one by one, so each works exactly as it does alone: global flags such as
+    ``(?i)``, group names and numbers, backreferences."""
+
+    __slots__ = ("patterns",)
+
+    def __init__(self, patterns: tuple[re.Pattern[str], ...]) -> None:
+        self.patterns = patterns
+
+    def search(self, string: str) -> Optional[re.Match[str]]:
+        """The first pattern's match anywhere in ``string``, or None (as ``re.Pattern``)."""
+        for pattern in self.patterns:
+            found = pattern.search(string)
+            if found is not None:
+                return found
+        return None
+
+    def fullmatch(self, string: str) -> Optional[re.Match[str]]:
+        """The first pattern matching all of ``string``, or None (as ``re.Pattern``)."""
+        for pattern in self.patterns:
+            found = pattern.fullmatch(string)
+            if found is not None:
+                return found
+        return None
+
+
+#: What a list of patterns compiles to: one pattern, or several tried in turn.
+Matcher = Union[re.Pattern[str], AnyOf]
+
+
+def any_of(patterns: Iterable[str], flags: int = 0) -> Optional[Matcher]:
+    """A matcher for where any of ``patterns`` matches; None when there are none.
+
+    Patterns without groups or inline global flags are joined into one regular expression (the
+    same matches, one search); otherwise joining could change what a pattern matches, or fail
+    (``(?i)`` not at the start, one group name twice), so they are tried one by one. Each
+    pattern must compile on its own (``config`` checks that, naming the key).
+    """
     parts = [pattern for pattern in patterns if pattern]
     if not parts:
         return None
-    return re.compile("|".join(f"(?:{part})" for part in parts), flags)
+    compiled = [re.compile(part, flags) for part in parts]
+    if len(compiled) == 1:
+        return compiled[0]
+    plain = re.compile("", flags).flags
+    if all(pattern.groups == 0 and pattern.flags == plain for pattern in compiled):
+        return re.compile("|".join(f"(?:{part})" for part in parts), flags)
+    return AnyOf(tuple(compiled))

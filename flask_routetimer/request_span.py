@@ -26,6 +26,7 @@ def open_span(
     environ: Mapping[str, Any],
     original_method: Optional[str],
     headers: Optional[HeaderCapture],
+    redacted_params: frozenset[str],
 ) -> None:
     """Start the span under the right parent and make it current."""
     info = record.info
@@ -58,6 +59,7 @@ def open_span(
         info.endpoint,
         info.blueprint,
         record.protocol,
+        redacted_params,
     )
     if headers is not None:
         attributes.update(headers.request_attributes(environ))

@@ -208,14 +208,20 @@ def trace_page(trace_id: str) -> tuple[str, int]:
     return page, 200 if record is not None else 404
 
 
+def _redaction(state: AppState) -> present.Redaction:
+    settings = state.settings
+    return present.Redaction(settings.redacted_query_params, settings.sanitized_headers)
+
+
 def _common(state: AppState) -> dict[str, Any]:
     """Template values every page uses."""
+    redaction = _redaction(state)
     return {
         "unavailable": state.traces.unavailable,
         "timing_enabled": state.settings.enabled,
         "fmt": present.format_seconds,
         "pct": present.format_percent,
-        "redact": present.redact_value,
+        "redact": lambda key, value: present.redact_value(key, value, redaction),
         "show": present.show_value,
     }
 
@@ -253,6 +259,7 @@ def api_trace(trace_id: str) -> tuple[Response, int]:
         return jsonify(error=f"No trace {trace_id[:64]} in the buffer (unknown or evicted)."), 404
     origin, _ = time_window(record.spans)
     summary = present.summarize(record)
+    redaction = _redaction(state)
     return jsonify(
         trace_id=record.trace_id,
         unit="s",
@@ -261,5 +268,8 @@ def api_trace(trace_id: str) -> tuple[Response, int]:
         status_code=summary.status_code,
         duration=record.duration,
         dropped_spans=record.dropped_spans,
-        spans=[present.span_json(span, origin, depth) for span, depth in span_tree(record.spans)],
+        spans=[
+            present.span_json(span, origin, depth, redaction)
+            for span, depth in span_tree(record.spans)
+        ],
     ), 200
