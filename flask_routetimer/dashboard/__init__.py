@@ -2,8 +2,9 @@
 
 A blueprint registered by ``init_app`` at ``ROUTETIMER_DASHBOARD_URL``. Every request to it
 (pages, API and static files) passes :func:`_gate` first: off means 404, a refusing
-``ROUTETIMER_DASHBOARD_AUTH`` means 403. Every response gets a strict Content-Security-Policy;
-the pages need no inline script or style (plots are server-side SVG).
+``ROUTETIMER_DASHBOARD_AUTH`` means 401 (``basic_auth``, ``token_auth``) or 403. Every response
+gets a strict Content-Security-Policy; the pages need no inline script or style (plots are
+server-side SVG).
 """
 
 from __future__ import annotations
@@ -114,12 +115,17 @@ def _state() -> AppState:
 
 
 def _gate() -> None:
-    """Hide the dashboard (404) when off; refuse (403) when the auth function says no."""
+    """Hide the dashboard (404) when off; refuse when the auth function says no: 401 with its
+    ``challenge`` (``basic_auth``, ``token_auth``), else 403."""
     state = _state()
     if not state.settings.dashboard_on(current_app.debug):
         abort(404)
     auth = state.settings.dashboard_auth
     if auth is not None and auth() is not True:
+        challenge = getattr(auth, "challenge", None)
+        if isinstance(challenge, str):
+            headers = {"WWW-Authenticate": challenge}
+            abort(Response("Log in to see this dashboard.\n", 401, headers, mimetype="text/plain"))
         abort(403)
     if not state.traces.decided:
         state.decide_trace_buffer(current_app)  # opened before any timed request
