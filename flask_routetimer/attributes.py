@@ -8,6 +8,7 @@ bounded in length and malformed parts are dropped.
 from __future__ import annotations
 
 import re
+import traceback
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Optional
@@ -190,6 +191,29 @@ def span_attributes(
 def is_failure(exception: Optional[BaseException], status_code: Optional[int]) -> bool:
     """A request failed when it raised or answered 5xx (the one definition of "failed")."""
     return exception is not None or (status_code is not None and status_code >= 500)
+
+
+#: Longest ``exception.stacktrace`` kept (its start and its end, where the message is).
+MAX_STACKTRACE_LENGTH = 16 * 1024
+
+
+def exception_description(exception: BaseException) -> str:
+    """``Type: message`` for the span status, bounded like an attribute value."""
+    return truncate(f"{type(exception).__qualname__}: {exception}")
+
+
+def exception_attributes(exception: BaseException) -> Optional[Attributes]:
+    """Bounded ``exception.message`` and ``exception.stacktrace`` for ``record_exception``, when
+    the message is too long (it may hold client input); None leaves the SDK's own."""
+    message = str(exception)
+    if len(message) <= MAX_VALUE_LENGTH:
+        return None
+    stack = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
+    if len(stack) > MAX_STACKTRACE_LENGTH:
+        half = MAX_STACKTRACE_LENGTH // 2
+        left_out = f"\n[... {len(stack) - 2 * half} characters left out ...]\n"
+        stack = stack[:half] + left_out + stack[-half:]
+    return {"exception.message": truncate(message), "exception.stacktrace": stack}
 
 
 def error_type(exception: Optional[BaseException], status_code: Optional[int]) -> Optional[str]:

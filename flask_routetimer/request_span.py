@@ -88,7 +88,7 @@ def note_exception(record: RequestRecord, exception: BaseException, record_event
     """Remember the request's exception; an ``exception`` event on the span if asked."""
     record.exception = exception
     if record_event and record.span.is_recording():
-        record.span.record_exception(exception)
+        record.span.record_exception(exception, attrs.exception_attributes(exception))
 
 
 def end_span(record: RequestRecord) -> bool:
@@ -111,7 +111,7 @@ def _describe_end(record: RequestRecord) -> None:
         span.set_attribute(BODY_INCOMPLETE, True)
     if record.exception is not None:
         exc = record.exception
-        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {exc}"))
+        span.set_status(Status(StatusCode.ERROR, attrs.exception_description(exc)))
     elif attrs.is_failure(None, record.status_code):
         span.set_status(Status(StatusCode.ERROR))
     ttfb = record.body.time_to_first_byte(record.start) if record.body is not None else None
