@@ -41,17 +41,25 @@ def any_of(patterns: Iterable[str], flags: int = 0) -> Optional[Matcher]:
     """A matcher for where any of ``patterns`` matches; None when there are none.
 
     Patterns without groups or inline global flags are joined into one regular expression (the
-    same matches, one search); otherwise joining could change what a pattern matches, or fail
-    (``(?i)`` not at the start, one group name twice), so they are tried one by one. Each
-    pattern must compile on its own (``config`` checks that, naming the key).
+    same matches, one search); joining any other could change what it matches, or fail (``(?i)``
+    not at the start, one group name twice), so each of those is tried on its own after the
+    joined ones. Each pattern must compile on its own (``config`` checks that, naming the key).
     """
     parts = [pattern for pattern in patterns if pattern]
     if not parts:
         return None
-    compiled = [re.compile(part, flags) for part in parts]
-    if len(compiled) == 1:
-        return compiled[0]
-    plain = re.compile("", flags).flags
-    if all(pattern.groups == 0 and pattern.flags == plain for pattern in compiled):
-        return re.compile("|".join(f"(?:{part})" for part in parts), flags)
-    return AnyOf(tuple(compiled))
+    plain_flags = re.compile("", flags).flags
+    plain: list[str] = []  # no groups, no inline global flags: safe to join
+    alone: list[re.Pattern[str]] = []
+    for part in parts:
+        compiled = re.compile(part, flags)
+        if compiled.groups == 0 and compiled.flags == plain_flags:
+            plain.append(part)
+        else:
+            alone.append(compiled)
+    if plain:
+        joined = re.compile("|".join(f"(?:{part})" for part in plain), flags)
+        if not alone:
+            return joined
+        alone.insert(0, joined)
+    return alone[0] if len(alone) == 1 else AnyOf(tuple(alone))
