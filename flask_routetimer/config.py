@@ -425,7 +425,9 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         None,
         "callable `() -> bool`, or `None`",
         "called per dashboard request (it can read `flask.request`); returns True for requests "
-        "allowed to see it",
+        "allowed to see it. Use `flask_routetimer.basic_auth()` or `token_auth()` (see "
+        "[dashboard.md](dashboard.md#running-the-dashboard-in-production)); never "
+        "`request.remote_addr` alone",
         optional_callable,
         "dashboard_auth",
     ),
