@@ -173,15 +173,7 @@ class RequestLifecycle:
             record.protocol = attrs.protocol_version(environ)  # for the span and the metric point
         try:
             if tracing:
-                settings = self.settings
-                open_span(
-                    telemetry.tracer,
-                    record,
-                    environ,
-                    original,
-                    settings.headers,
-                    settings.redacted_query_params,
-                )
+                open_span(telemetry.tracer, record, environ, original, self.settings)
             else:
                 pass_through(record, environ)
         except Exception as exc:

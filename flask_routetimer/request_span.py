@@ -12,7 +12,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import attributes as attrs
 from ._body import TIME_TO_FIRST_BYTE
-from .headers import HeaderCapture
+from .config import Settings
 from .propagation import extract_parent
 from .record import RequestRecord, in_flight
 
@@ -25,10 +25,10 @@ def open_span(
     record: RequestRecord,
     environ: Mapping[str, Any],
     original_method: Optional[str],
-    headers: Optional[HeaderCapture],
-    redacted_params: frozenset[str],
+    settings: Settings,
 ) -> None:
-    """Start the span under the right parent and make it current."""
+    """Start the span under the right parent and make it current (``settings``: header capture
+    and query redaction)."""
     info = record.info
     # An empty OpenTelemetry context (the usual case) holds no span: skip the span lookup.
     outer = trace.get_current_span() if otel_context.get_current() else trace.INVALID_SPAN
@@ -59,10 +59,10 @@ def open_span(
         info.endpoint,
         info.blueprint,
         record.protocol,
-        redacted_params,
+        settings.redacted_query_params,
     )
-    if headers is not None:
-        attributes.update(headers.request_attributes(environ))
+    if settings.headers is not None:
+        attributes.update(settings.headers.request_attributes(environ))
     span = record.span = tracer.start_span(
         info.name, context=parent, kind=kind, attributes=attributes
     )

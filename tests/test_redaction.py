@@ -39,8 +39,7 @@ CREDENTIAL_KEYS = [
 @pytest.fixture
 def traced(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Callable[..., Flask]:
     def factory(**config: Any) -> Flask:
-        app, timer = make_app(**config)
-        app.debug = True  # the dashboard is on, so traces are kept
+        app, timer = make_app(**{"DEBUG": True, **config})  # the dashboard on: traces kept
 
         @app.get("/p")
         def page() -> str:

@@ -24,8 +24,7 @@ def buffered(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Callable[...,
     """``buffered(**config)``: an app in debug mode (so traces are kept) with one route."""
 
     def factory(**config: Any) -> Flask:
-        app, _ = make_app(**config)
-        app.debug = True
+        app, _ = make_app(**{"DEBUG": True, **config})
         app.add_url_rule("/items/<int:n>", "item", lambda n: str(n))
         return app
 
