@@ -499,7 +499,8 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "`list[str]`, or one comma-separated `str`",
         "more query parameter names whose values are recorded (in `url.query`) and shown as "
         "`REDACTED`, added to a broad default list of credential names (`token`, `api_key`, "
-        "`password`, `access_token`, `X-Amz-Signature`, …: see [dashboard.md](dashboard.md)); "
+        "`password`, `access_token`, `X-Amz-Signature`, …: see "
+        "[dashboard.md](dashboard.md#what-the-dashboard-hides)); "
         "names are compared percent-decoded and case-insensitively",
         query_params,
         "redacted_query_params",

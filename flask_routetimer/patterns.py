@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable
 from typing import Optional, Union
 
@@ -58,8 +59,21 @@ def any_of(patterns: Iterable[str], flags: int = 0) -> Optional[Matcher]:
         else:
             alone.append(compiled)
     if plain:
-        joined = re.compile("|".join(f"(?:{part})" for part in plain), flags)
-        if not alone:
+        joined = _joined(plain, flags)
+        if joined is None:  # e.g. "(?i)x" with flags=re.IGNORECASE: the same flags, yet inline
+            alone[:0] = [re.compile(part, flags) for part in plain]
+        elif not alone:
             return joined
-        alone.insert(0, joined)
+        else:
+            alone.insert(0, joined)
     return alone[0] if len(alone) == 1 else AnyOf(tuple(alone))
+
+
+def _joined(parts: list[str], flags: int) -> Optional[re.Pattern[str]]:
+    """One expression for all ``parts``, or None if joining them is refused or warned about."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # Python < 3.11 only warns of a misplaced "(?i)"
+            return re.compile("|".join(f"(?:{part})" for part in parts), flags)
+    except (re.error, Warning):
+        return None

@@ -190,3 +190,15 @@ def test_no_timing_headers_outside_debug(make_app):
     response = app.test_client().get("/")
     assert "Server-Timing" not in response.headers
     assert "Timing-Allow-Origin" not in response.headers
+
+
+def test_header_patterns_each_work_alone(make_header_app, server_spans):
+    """A pattern with an inline (?i) flag beside others works (issue 13: never a bare re.error)."""
+    app = make_header_app(
+        ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST="(?i)x-a,x-b{1,2}",
+        ROUTETIMER_CAPTURE_HEADERS_SANITIZE=["(?i)x-b+", "x-c"],
+    )
+    app.test_client().get("/h", headers={"X-A": "1", "X-Bb": SECRET})
+    attributes = span_attributes(server_spans)
+    assert attributes["http.request.header.x-a"] == ("1",)
+    assert attributes["http.request.header.x-bb"] == ("REDACTED",)
