@@ -21,7 +21,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 
-from flask_routetimer import RouteTimer, RouteTiming, configure_sdk, request_timed
+from flask_routetimer import RouteTimer, RouteTiming, basic_auth, configure_sdk, request_timed
+from flask_routetimer.dashboard_auth import PASSWORD_ENV
 
 from . import model
 
@@ -136,9 +137,16 @@ def log_timing(sender: Flask, timing: RouteTiming, **_: Any) -> None:
     )
 
 
-def loopback_only() -> bool:
-    """Dashboard auth for the demo: only this machine may look (never the network)."""
-    return request.remote_addr in ("127.0.0.1", "::1")
+#: The dashboard's user name; its password is ``$ROUTETIMER_DASHBOARD_PASSWORD``.
+DASHBOARD_USER = "admin"
+
+
+def dashboard_config(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The dashboard behind HTTP Basic auth when a password is set, else in debug mode only."""
+    if not environ.get(PASSWORD_ENV):
+        log.info("Dashboard in debug mode only: set %s to show it with a password.", PASSWORD_ENV)
+        return {}
+    return {"ROUTETIMER_DASHBOARD": True, "ROUTETIMER_DASHBOARD_AUTH": basic_auth(DASHBOARD_USER)}
 
 
 def create_app(
@@ -148,16 +156,17 @@ def create_app(
     """App factory; tests pass their own provider and config, otherwise the SDK is set up from
     ``OTEL_*`` variables (see docs/BACKENDS.md).
 
-    The dashboard is on even without debug mode, guarded by :func:`loopback_only`.
+    With ``ROUTETIMER_DASHBOARD_PASSWORD`` set (``scripts/run-example.sh`` makes one up) the
+    dashboard is on even without debug mode, behind HTTP Basic auth (user ``admin``).
     """
-    app = Flask(__name__)
-    app.config.update(config or {})
-    app.config.setdefault("ROUTETIMER_SERVER_TIMING", True)
-    app.config.setdefault("ROUTETIMER_DASHBOARD", True)
-    app.config.setdefault("ROUTETIMER_DASHBOARD_AUTH", loopback_only)
     if tracer_provider is None:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         tracer_provider = sdk_tracer_provider()
+    app = Flask(__name__)
+    app.config.update(config or {})
+    app.config.setdefault("ROUTETIMER_SERVER_TIMING", True)
+    for key, value in dashboard_config(os.environ).items():
+        app.config.setdefault(key, value)
     timer = RouteTimer(tracer_provider=tracer_provider)
     timer.init_app(app)
     register_routes(app, timer)

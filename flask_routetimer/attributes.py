@@ -8,6 +8,7 @@ bounded in length and malformed parts are dropped.
 from __future__ import annotations
 
 import re
+import traceback
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Optional
@@ -26,6 +27,7 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 from opentelemetry.semconv.attributes.url_attributes import URL_PATH, URL_QUERY, URL_SCHEME
 from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_ORIGINAL
 
+from .redaction import DEFAULT_QUERY_PARAMS, redact_query
 from .wsgi import raw_path, wsgi_to_text
 
 #: Flask-specific attributes; no semantic convention exists for them.
@@ -38,9 +40,21 @@ KNOWN_METHODS = frozenset(
 )
 OTHER_METHOD = "_OTHER"
 
-#: Query keys whose values are credentials (semantic conventions' list, matched case-insensitively).
-SENSITIVE_QUERY_KEYS = frozenset({"awsaccesskeyid", "signature", "sig", "x-goog-signature"})
-REDACTED = "REDACTED"
+#: ``url.scheme`` values kept as sent; ``wsgi.url_scheme`` can come from a client's
+#: ``X-Forwarded-Proto`` (``ProxyFix``), so anything else is reported as ``_OTHER``.
+KNOWN_SCHEMES = frozenset({"http", "https"})
+OTHER_SCHEME = "_OTHER"
+#: ``SERVER_PROTOCOL`` -> ``network.protocol.version``, for the HTTP versions the semantic
+#: conventions know. Werkzeug's server accepts any ``HTTP/1.<digits>``: other versions are left
+#: out (the attribute is optional) rather than given a made-up value.
+KNOWN_PROTOCOLS = {
+    "HTTP/1.0": "1.0",
+    "HTTP/1.1": "1.1",
+    "HTTP/2": "2",
+    "HTTP/2.0": "2",
+    "HTTP/3": "3",
+    "HTTP/3.0": "3",
+}
 
 #: Longest attribute value kept; hostile clients must not make spans arbitrarily large.
 MAX_VALUE_LENGTH = 1024
@@ -85,18 +99,6 @@ def url_path(environ: Mapping[str, Any]) -> str:
     return truncate(quote(wsgi_to_text(raw), safe=_PATH_SAFE) or "/")
 
 
-def redact_query(query: str) -> str:
-    """Replace the values of credential-carrying query keys with ``REDACTED``."""
-    if not query:
-        return query
-    parts = query.split("&")
-    for index, part in enumerate(parts):
-        key, sep, _ = part.partition("=")
-        if sep and key.lower() in SENSITIVE_QUERY_KEYS:
-            parts[index] = f"{key}={REDACTED}"
-    return "&".join(parts)
-
-
 @lru_cache(maxsize=256)  # an app sees few Host values; a hostile client only churns the cache
 def split_host(host: str) -> tuple[str, Optional[int]]:
     """Split a Host header into address and port; a malformed port is dropped, not raised."""
@@ -133,11 +135,14 @@ def server_address(environ: Mapping[str, Any]) -> tuple[str, Optional[int]]:
 
 
 def protocol_version(environ: Mapping[str, Any]) -> Optional[str]:
-    """``HTTP/1.1`` -> ``1.1``; anything else is left out."""
-    protocol = environ.get("SERVER_PROTOCOL", "")
-    if protocol.startswith("HTTP/"):
-        return truncate(protocol[5:], 16)
-    return None
+    """``HTTP/1.1`` -> ``1.1``; a version the semantic conventions do not know is left out."""
+    return KNOWN_PROTOCOLS.get(environ.get("SERVER_PROTOCOL", ""))
+
+
+def url_scheme(environ: Mapping[str, Any]) -> str:
+    """``http`` or ``https``; any other (forged) scheme is ``_OTHER``, for spans and metrics."""
+    scheme = environ.get("wsgi.url_scheme", "http")
+    return scheme if scheme in KNOWN_SCHEMES else OTHER_SCHEME
 
 
 def span_attributes(
@@ -148,12 +153,13 @@ def span_attributes(
     endpoint: Optional[str],
     blueprint: Optional[str],
     protocol: Optional[str],
+    redacted_params: frozenset[str] = DEFAULT_QUERY_PARAMS,
 ) -> Attributes:
     """Every attribute known when the request starts, all useful to samplers."""
     attrs: Attributes = {
         HTTP_REQUEST_METHOD: method,
         URL_PATH: url_path(environ),
-        URL_SCHEME: environ.get("wsgi.url_scheme", "http"),
+        URL_SCHEME: url_scheme(environ),
     }
     if original_method is not None:
         attrs[HTTP_REQUEST_METHOD_ORIGINAL] = original_method
@@ -161,7 +167,7 @@ def span_attributes(
         attrs[HTTP_ROUTE] = route
     query = environ.get("QUERY_STRING")
     if query:
-        attrs[URL_QUERY] = truncate(redact_query(wsgi_to_text(query)))
+        attrs[URL_QUERY] = truncate(redact_query(wsgi_to_text(query), redacted_params))
     address, port = server_address(environ)
     if address:
         attrs[SERVER_ADDRESS] = address
@@ -185,6 +191,29 @@ def span_attributes(
 def is_failure(exception: Optional[BaseException], status_code: Optional[int]) -> bool:
     """A request failed when it raised or answered 5xx (the one definition of "failed")."""
     return exception is not None or (status_code is not None and status_code >= 500)
+
+
+#: Longest ``exception.stacktrace`` kept (its start and its end, where the message is).
+MAX_STACKTRACE_LENGTH = 16 * 1024
+
+
+def exception_description(exception: BaseException) -> str:
+    """``Type: message`` for the span status, bounded like an attribute value."""
+    return truncate(f"{type(exception).__qualname__}: {exception}")
+
+
+def exception_attributes(exception: BaseException) -> Optional[Attributes]:
+    """Bounded ``exception.message`` and ``exception.stacktrace`` for ``record_exception``, when
+    the message is too long (it may hold client input); None leaves the SDK's own."""
+    message = str(exception)
+    if len(message) <= MAX_VALUE_LENGTH:
+        return None
+    stack = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
+    if len(stack) > MAX_STACKTRACE_LENGTH:
+        half = MAX_STACKTRACE_LENGTH // 2
+        left_out = f"\n[... {len(stack) - 2 * half} characters left out ...]\n"
+        stack = stack[:half] + left_out + stack[-half:]
+    return {"exception.message": truncate(message), "exception.stacktrace": stack}
 
 
 def error_type(exception: Optional[BaseException], status_code: Optional[int]) -> Optional[str]:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, cast
 
 from . import headers as header_capture
-from .patterns import any_of
+from .patterns import Matcher, any_of
+from .redaction import param_names
 
 
 class ConfigError(ValueError):
@@ -32,7 +33,7 @@ class Settings:
     """Validated per-app settings; the hot path reads only these."""
 
     enabled: bool
-    excluded: Optional[re.Pattern[str]]
+    excluded: Optional[Matcher]
     server_timing: Optional[bool]  # None: follow app.debug, read per request (app.run(debug=True))
     record_exceptions: bool
     max_routes: int
@@ -47,13 +48,18 @@ class Settings:
     capture_response: list[str]
     capture_sanitize: list[str]
     time_templates: bool
+    #: Query parameter names (decoded, lower case) whose values are REDACTED, defaults included.
+    redacted_query_params: frozenset[str]
+    #: Header names whose values are REDACTED, captured or shown by the dashboard: the default
+    #: credential headers plus ``capture_sanitize``.
+    sanitized_headers: Matcher = field(init=False)
     #: Built from the three capture lists; None when no header is captured (no work per request).
     headers: Optional[header_capture.HeaderCapture] = field(init=False)
 
     def __post_init__(self) -> None:
-        capture = header_capture.build(
-            self.capture_request, self.capture_response, self.capture_sanitize
-        )
+        sanitized = header_capture.sanitize_pattern(self.capture_sanitize)
+        object.__setattr__(self, "sanitized_headers", sanitized)
+        capture = header_capture.build(self.capture_request, self.capture_response, sanitized)
         object.__setattr__(self, "headers", capture)
 
     def dashboard_on(self, debug: bool) -> bool:
@@ -159,23 +165,82 @@ def string_list(key: str, value: Any, what: str) -> list[str]:
     return [part.strip() for part in parts if part.strip()]
 
 
-def valid_regexes(key: str, patterns: list[str], what: str) -> list[str]:
-    """Refuse, naming the key, any entry that is not a valid regular expression."""
+_REPEAT = re.compile(r"\{\d*,?\d*\}")
+
+
+def split_regexes(text: str) -> list[str]:
+    """Split a comma-separated string of regular expressions.
+
+    A comma separates two patterns unless it is escaped (``\\,``), inside a character class
+    ``[...]``, a group ``(...)`` or a repeat count ``{m,n}``: ``^/a{1,2}$,^/b`` is two
+    patterns, ``^/a{1,2}$`` and ``^/b``.
+    """
+    parts: list[str] = []
+    start = index = depth = 0  # depth: open groups
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char == "[":  # to the closing "]"; a "]" first (or after "^") is a member
+            index += 1
+            if text.startswith("^", index):
+                index += 1
+            if text.startswith("]", index):
+                index += 1
+            while index < len(text) and text[index] != "]":
+                index += 2 if text[index] == "\\" else 1
+        elif char == "{":
+            repeat = _REPEAT.match(text, index)
+            if repeat is not None:
+                index = repeat.end()
+                continue
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(depth - 1, 0)
+        elif char == "," and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+        index += 1
+    parts.append(text[start:])
+    return parts
+
+
+def regex_list(key: str, value: Any, what: str) -> list[str]:
+    """Like :func:`string_list`, but a string is split by :func:`split_regexes`."""
+    if isinstance(value, str):
+        return [part.strip() for part in split_regexes(value) if part.strip()]
+    return string_list(key, value, what)
+
+
+#: The splitting rule, said in errors about a pattern.
+SPLITTING = (
+    "In a comma-separated string a comma separates patterns unless it is inside (...), [...] "
+    "or {m,n}, or escaped as '\\,'"
+)
+
+
+def valid_regexes(key: str, patterns: list[str], what: str, flags: int = 0) -> list[str]:
+    """Refuse, naming the key and the entry, any entry that is not a valid regular expression
+    on its own (each is used as written alone, see ``patterns.any_of``)."""
     for pattern in patterns:
         try:
-            re.compile(pattern)
+            re.compile(pattern, flags)
         except re.error as exc:
-            raise ConfigError(f"{key} contains {pattern!r}, which is {what}: {exc}.") from None
+            raise ConfigError(
+                f"{key} contains {pattern!r}, which is {what}: {exc}. {SPLITTING}."
+            ) from None
     return patterns
 
 
-def compile_patterns(key: str, value: Any) -> Optional[re.Pattern[str]]:
-    """Compile a list of regexes (or one comma-separated string) into a single pattern."""
-    patterns = valid_regexes(
-        key,
-        string_list(key, value, "a list of regular expressions"),
-        "not a valid regular expression",
-    )
+def compile_patterns(key: str, value: Any) -> Optional[Matcher]:
+    """Compile a list of regexes (or one comma-separated string), each working as written alone."""
+    what = "not a valid regular expression"
+    names = next((k.env for k in CONFIG_KEYS if k.name == key), ())
+    if names:
+        what += f" (when the key is not set, its value comes from {' or '.join(names)})"
+    patterns = valid_regexes(key, regex_list(key, value, "a list of regular expressions"), what)
     return any_of(patterns)
 
 
@@ -183,13 +248,21 @@ def header_patterns(key: str, value: Any) -> list[str]:
     """A list of header names or case-insensitive regexes (or one comma-separated string)."""
     return valid_regexes(
         key,
-        string_list(
+        regex_list(
             key,
             value,
             "a list of header names (or regular expressions matching whole names, such as "
             "'x-request-id' or 'x-.*')",
         ),
         "neither a header name nor a valid regular expression",
+        re.IGNORECASE,
+    )
+
+
+def query_params(key: str, value: Any) -> frozenset[str]:
+    """Query parameter names to redact, added to ``redaction.DEFAULT_QUERY_PARAMS``."""
+    return param_names(
+        string_list(key, value, "a list of query parameter names, such as ['otp', 'ticket']")
     )
 
 
@@ -232,12 +305,6 @@ def _first_env(names: tuple[str, ...], environ: Mapping[str, str]) -> Any:
         if value:
             return value
     return None
-
-
-def _added_to_sanitize(names: tuple[str, ...], environ: Mapping[str, str]) -> list[str]:
-    """The sanitize list: ours plus the names OpenTelemetry's variable adds."""
-    extra = string_list(names[0], environ.get(names[0], ""), "header names")
-    return [*header_capture.DEFAULT_SANITIZE, *extra]
 
 
 @dataclass(frozen=True)
@@ -358,7 +425,9 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         None,
         "callable `() -> bool`, or `None`",
         "called per dashboard request (it can read `flask.request`); returns True for requests "
-        "allowed to see it",
+        "allowed to see it. Use `flask_routetimer.basic_auth()` or `token_auth()` (see "
+        "[dashboard.md](dashboard.md#running-the-dashboard-in-production)); never "
+        "`request.remote_addr` alone",
         optional_callable,
         "dashboard_auth",
     ),
@@ -414,16 +483,28 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ),
     ConfigKey(
         "ROUTETIMER_CAPTURE_HEADERS_SANITIZE",
-        list(header_capture.DEFAULT_SANITIZE),
+        [],
         _HEADER_LIST,
-        "captured headers whose value is recorded as `REDACTED`; `Authorization`, `Cookie`, "
-        "`Set-Cookie` and `Proxy-Authorization` are always redacted. The variable adds to the "
-        "default list",
+        "more headers whose value is recorded (and shown by the dashboard) as `REDACTED`, added "
+        "to the default credential headers, which are always redacted: "
+        + ", ".join(f"`{name}`" for name in header_capture.DEFAULT_SANITIZE),
         header_patterns,
         "capture_sanitize",
         env=("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS",),
-        from_env=_added_to_sanitize,
-        default_text="common credential headers",
+        default_text="none (the defaults always apply)",
+    ),
+    ConfigKey(
+        "ROUTETIMER_REDACT_QUERY_PARAMS",
+        [],
+        "`list[str]`, or one comma-separated `str`",
+        "more query parameter names whose values are recorded (in `url.query`) and shown as "
+        "`REDACTED`, added to a broad default list of credential names (`token`, `api_key`, "
+        "`password`, `access_token`, `X-Amz-Signature`, …: see "
+        "[dashboard.md](dashboard.md#what-the-dashboard-hides)); "
+        "names are compared percent-decoded and case-insensitively",
+        query_params,
+        "redacted_query_params",
+        default_text="none (the defaults always apply)",
     ),
     ConfigKey(
         "ROUTETIMER_TIME_TEMPLATES",
@@ -451,9 +532,10 @@ def read_settings(config: Mapping[str, Any], debug: bool) -> Settings:
     if settings.dashboard and not debug and settings.dashboard_auth is None:
         raise ConfigError(
             "ROUTETIMER_DASHBOARD is True outside debug mode, so ROUTETIMER_DASHBOARD_AUTH must "
-            "be set: a function returning True for requests allowed to see the dashboard "
-            "(e.g. lambda: request.remote_addr == '127.0.0.1'). Or leave ROUTETIMER_DASHBOARD "
-            "unset to show it in debug mode only."
+            "be set: a function returning True for requests allowed to see the dashboard, such "
+            "as flask_routetimer.basic_auth() (a password from the environment variable "
+            "ROUTETIMER_DASHBOARD_PASSWORD). Or leave ROUTETIMER_DASHBOARD unset to show it in "
+            "debug mode only."
         )
     return settings
 

@@ -3,8 +3,9 @@
 Nothing is captured unless a header name is allow-listed, the way OpenTelemetry's own
 instrumentations do it (``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_*``): each list entry is a
 case-insensitive regular expression matched against the whole header name. Values of headers
-matching the sanitize list become ``REDACTED``; credentials (``Authorization``, ``Cookie``,
-``Set-Cookie``, ``Proxy-Authorization``) are always redacted, whatever the lists say.
+matching the sanitize list become ``REDACTED``; the sanitize list adds to
+:data:`DEFAULT_SANITIZE`, so credentials are always redacted, whatever the lists say. This is the
+one definition of credential headers: the dashboard redacts with the same pattern.
 """
 
 from __future__ import annotations
@@ -12,17 +13,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
-from .attributes import MAX_VALUE_LENGTH, REDACTED, Attributes, truncate
-from .patterns import any_of
+from .attributes import MAX_VALUE_LENGTH, Attributes, truncate
+from .patterns import Matcher, any_of
+from .redaction import REDACTED
 from .wsgi import header_name, wsgi_to_text
 
-#: Redacted even when allow-listed and whatever the sanitize list says.
-ALWAYS_REDACTED = ("authorization", "cookie", "set-cookie", "proxy-authorization")
-#: Default sanitize list, on top of :data:`ALWAYS_REDACTED`.
+#: Headers always redacted, even when allow-listed: ``ROUTETIMER_CAPTURE_HEADERS_SANITIZE`` (and
+#: OpenTelemetry's ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS``) add to these.
 DEFAULT_SANITIZE = (
-    *ALWAYS_REDACTED,
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "proxy-authorization",
     "x-api-key",
     "x-auth-token",
     "x-csrf-token",
@@ -30,7 +34,6 @@ DEFAULT_SANITIZE = (
     "proxy-authenticate",
     "www-authenticate",
 )
-_DEFAULT_SANITIZE_SET = frozenset(DEFAULT_SANITIZE)
 #: At most this many headers are captured per request and per response.
 MAX_HEADERS = 64
 
@@ -51,9 +54,9 @@ def environ_headers(environ: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
 class HeaderCapture:
     """Which headers to record, and which to redact; built once in ``init_app``."""
 
-    request: Optional[re.Pattern[str]]
-    response: Optional[re.Pattern[str]]
-    sanitize: re.Pattern[str]
+    request: Optional[Matcher]
+    response: Optional[Matcher]
+    sanitize: Matcher
 
     def _value(self, name: str, value: str) -> str:
         if self.sanitize.fullmatch(name):
@@ -91,18 +94,20 @@ class HeaderCapture:
         return attrs
 
 
-def is_credential(name: str) -> bool:
-    """True for a header whose value is a credential by default (any case, ``-`` or ``_``)."""
-    return name.lower().replace("_", "-") in _DEFAULT_SANITIZE_SET
+def sanitize_pattern(extra: Iterable[str] = ()) -> Matcher:
+    """Whole lower-case header names whose values are redacted: the defaults plus ``extra``."""
+    names = [re.escape(name) for name in DEFAULT_SANITIZE]
+    return cast(Matcher, any_of([*names, *extra], re.IGNORECASE))  # never empty
 
 
-def build(request: list[str], response: list[str], sanitize: list[str]) -> Optional[HeaderCapture]:
+#: The default sanitize pattern, for callers without an app's settings.
+DEFAULT_SANITIZE_PATTERN = sanitize_pattern()
+
+
+def build(request: list[str], response: list[str], sanitize: Matcher) -> Optional[HeaderCapture]:
     """A :class:`HeaderCapture`, or None when no header is allow-listed (no work per request)."""
     request_pattern = any_of(request, re.IGNORECASE)
     response_pattern = any_of(response, re.IGNORECASE)
     if request_pattern is None and response_pattern is None:
         return None
-    always = [re.escape(name) for name in ALWAYS_REDACTED]
-    sanitize_pattern = any_of([*always, *sanitize], re.IGNORECASE)
-    assert sanitize_pattern is not None  # ALWAYS_REDACTED is never empty
-    return HeaderCapture(request_pattern, response_pattern, sanitize_pattern)
+    return HeaderCapture(request_pattern, response_pattern, sanitize)

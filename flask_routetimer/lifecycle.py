@@ -173,7 +173,7 @@ class RequestLifecycle:
             record.protocol = attrs.protocol_version(environ)  # for the span and the metric point
         try:
             if tracing:
-                open_span(telemetry.tracer, record, environ, original, self.settings.headers)
+                open_span(telemetry.tracer, record, environ, original, self.settings)
             else:
                 pass_through(record, environ)
         except Exception as exc:
@@ -265,7 +265,7 @@ def _note_failed_teardown(
 
 def _count_in(metrics: RequestMetrics, record: RequestRecord, environ: Mapping[str, Any]) -> None:
     """Count the request in active requests, under its (method, scheme)."""
-    key = (record.info.method, environ.get("wsgi.url_scheme", "http"))
+    key = (record.info.method, attrs.url_scheme(environ))
     token = object()
     record.counted = (key, metrics.started(key, token), token)
 

@@ -12,7 +12,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import attributes as attrs
 from ._body import TIME_TO_FIRST_BYTE
-from .headers import HeaderCapture
+from .config import Settings
 from .propagation import extract_parent
 from .record import RequestRecord, in_flight
 
@@ -25,9 +25,10 @@ def open_span(
     record: RequestRecord,
     environ: Mapping[str, Any],
     original_method: Optional[str],
-    headers: Optional[HeaderCapture],
+    settings: Settings,
 ) -> None:
-    """Start the span under the right parent and make it current."""
+    """Start the span under the right parent and make it current (``settings``: header capture
+    and query redaction)."""
     info = record.info
     # An empty OpenTelemetry context (the usual case) holds no span: skip the span lookup.
     outer = trace.get_current_span() if otel_context.get_current() else trace.INVALID_SPAN
@@ -58,9 +59,10 @@ def open_span(
         info.endpoint,
         info.blueprint,
         record.protocol,
+        settings.redacted_query_params,
     )
-    if headers is not None:
-        attributes.update(headers.request_attributes(environ))
+    if settings.headers is not None:
+        attributes.update(settings.headers.request_attributes(environ))
     span = record.span = tracer.start_span(
         info.name, context=parent, kind=kind, attributes=attributes
     )
@@ -86,7 +88,7 @@ def note_exception(record: RequestRecord, exception: BaseException, record_event
     """Remember the request's exception; an ``exception`` event on the span if asked."""
     record.exception = exception
     if record_event and record.span.is_recording():
-        record.span.record_exception(exception)
+        record.span.record_exception(exception, attrs.exception_attributes(exception))
 
 
 def end_span(record: RequestRecord) -> bool:
@@ -109,7 +111,7 @@ def _describe_end(record: RequestRecord) -> None:
         span.set_attribute(BODY_INCOMPLETE, True)
     if record.exception is not None:
         exc = record.exception
-        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {exc}"))
+        span.set_status(Status(StatusCode.ERROR, attrs.exception_description(exc)))
     elif attrs.is_failure(None, record.status_code):
         span.set_status(Status(StatusCode.ERROR))
     ttfb = record.body.time_to_first_byte(record.start) if record.body is not None else None

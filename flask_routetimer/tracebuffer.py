@@ -3,7 +3,13 @@
 Spans of a trace end child-first, so they wait in a bounded "pending" area until the trace's
 request span (one of ours) ends; only then does the trace enter the ring of recent traces. Traces
 that never contain a request span (background jobs) fall out of the pending area, so they never
-push request traces out. Memory is bounded by traces, spans per trace and pending traces.
+push request traces out. Several requests of one trace (a caller that calls twice, or a client
+re-sending one ``traceparent``) stay grouped in that trace.
+
+Memory is bounded in total, whatever clients send: at most ``capacity`` traces, ``max_spans``
+spans and ``max_bytes`` of attribute and event text over the ring and the pending area together
+(the oldest traces go first), and per trace at most :data:`MAX_SPANS_PER_TRACE` spans and
+:data:`MAX_TRACE_BYTES`, which also bounds the size of one trace's dashboard page.
 """
 
 from __future__ import annotations
@@ -18,10 +24,20 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_METHOD, HTTP_ROUTE
 from opentelemetry.trace import ProxyTracerProvider, SpanKind
+from opentelemetry.util.types import Attributes
 
 from .telemetry import SCOPE_NAME
 
+#: Most spans kept for one trace (the dashboard counts the rest as dropped).
 MAX_SPANS_PER_TRACE = 256
+#: Most attribute and event text kept for one trace, in characters (a bound on its page too).
+MAX_TRACE_BYTES = 512 * 1024
+#: Spans and text kept over all traces, per trace of ``capacity`` on average.
+SPANS_PER_TRACE = 16
+BYTES_PER_TRACE = 32 * 1024
+#: What a span's fixed fields, and an event's, count for in the bound.
+_SPAN_WEIGHT = 256
+_EVENT_WEIGHT = 32
 #: Why the trace buffer is empty when it was never attached.
 TRACES_NOT_KEPT = (
     "Recent traces are kept only when the dashboard is on as the app serves its first request: "
@@ -51,19 +67,44 @@ class TraceRecord:
         return value if isinstance(value, str) else None
 
 
+def _text_weight(attributes: Attributes) -> int:
+    """Characters of the keys and of the values as text (a sequence as its repr): ``map`` keeps
+    the loop in C, three times faster than testing each value's type."""
+    if not attributes:
+        return 0
+    return sum(map(len, attributes)) + sum(map(len, map(str, attributes.values())))
+
+
+def span_weight(span: ReadableSpan) -> int:
+    """Roughly the characters a span holds: name, attributes and events (exception stack
+    traces), plus a fixed part for the span itself. Links are left out: the SDK bounds their
+    number, and no client chooses their attributes."""
+    weight = _SPAN_WEIGHT + len(span.name) + _text_weight(span.attributes)
+    for event in span.events:
+        weight += _EVENT_WEIGHT + len(event.name) + _text_weight(event.attributes)
+    return weight
+
+
 class _Trace:
-    __slots__ = ("spans", "dropped", "request_span")
+    __slots__ = ("spans", "dropped", "request_span", "weight")
 
     def __init__(self) -> None:
         self.spans: list[ReadableSpan] = []
         self.dropped = 0
         self.request_span: Optional[ReadableSpan] = None
+        self.weight = 0
 
-    def add(self, span: ReadableSpan) -> None:
-        if len(self.spans) < MAX_SPANS_PER_TRACE:
+    def add(self, span: ReadableSpan, weight: int, first_request: bool) -> bool:
+        """Keep the span if the trace has room for it (always for its first request span, so
+        children cannot hide the trace); else count it as dropped."""
+        if first_request or (
+            len(self.spans) < MAX_SPANS_PER_TRACE and self.weight + weight <= MAX_TRACE_BYTES
+        ):
             self.spans.append(span)
-        else:
-            self.dropped += 1
+            self.weight += weight
+            return True
+        self.dropped += 1
+        return False
 
 
 def is_request_span(span: ReadableSpan) -> bool:
@@ -87,12 +128,27 @@ def is_request_span(span: ReadableSpan) -> bool:
 
 
 class TraceBuffer(SpanProcessor):
-    """Keeps the most recent ``capacity`` request traces; ``capacity=0`` keeps none."""
+    """Keeps the most recent ``capacity`` request traces; ``capacity=0`` keeps none.
 
-    def __init__(self, capacity: int) -> None:
+    ``max_spans`` and ``max_bytes`` bound all kept spans and their text together (defaults:
+    :data:`SPANS_PER_TRACE` and :data:`BYTES_PER_TRACE` times ``capacity``, never less than one
+    full trace).
+    """
+
+    def __init__(
+        self, capacity: int, max_spans: Optional[int] = None, max_bytes: Optional[int] = None
+    ) -> None:
         self.capacity = capacity
+        self.max_spans = max(
+            max_spans if max_spans is not None else SPANS_PER_TRACE * capacity, MAX_SPANS_PER_TRACE
+        )
+        self.max_bytes = max(
+            max_bytes if max_bytes is not None else BYTES_PER_TRACE * capacity, MAX_TRACE_BYTES
+        )
         self._done: OrderedDict[int, _Trace] = OrderedDict()
         self._pending: OrderedDict[int, _Trace] = OrderedDict()
+        self._spans = 0  # kept in _done and _pending together
+        self._bytes = 0
         self._lock = threading.Lock()
         #: Why no traces can be shown (no SDK provider), or None when attached.
         self.unavailable: Optional[str] = "No tracer provider has been seen yet."
@@ -110,25 +166,53 @@ class TraceBuffer(SpanProcessor):
             return
         trace_id = span.context.trace_id
         request = is_request_span(span)  # decided outside the lock
+        weight = span_weight(span)
         with self._lock:
-            done = self._done.get(trace_id)
-            if done is not None:  # a late child of a request already shown
-                done.add(span)
+            trace = self._done.get(trace_id)
+            if trace is None:
+                if request:  # usually the whole trace: straight to the ring, no pending entry
+                    trace = self._pending.pop(trace_id, None) or _Trace()
+                    self._done[trace_id] = trace
+                    if len(self._done) > self.capacity:
+                        self._forget(self._done.popitem(last=False)[1])
+                else:
+                    trace = self._pending.get(trace_id)
+                    if trace is None:
+                        trace = self._pending[trace_id] = _Trace()
+                        if len(self._pending) > self.capacity:
+                            self._forget(self._pending.popitem(last=False)[1])
+            # A late child, or another request of a trace already shown, joins it.
+            first_request = request and trace.request_span is None
+            if not trace.add(span, weight, first_request):
                 return
-            if request:  # usually the whole trace: straight to the ring, no pending entry
-                trace = self._pending.pop(trace_id, None) or _Trace()
-                trace.add(span)
+            if first_request:
                 trace.request_span = span
-                self._done[trace_id] = trace
-                if len(self._done) > self.capacity:
-                    self._done.popitem(last=False)
-                return
-            pending = self._pending.get(trace_id)
-            if pending is None:
-                pending = self._pending[trace_id] = _Trace()
-                if len(self._pending) > 4 * self.capacity:
-                    self._pending.popitem(last=False)
-            pending.add(span)
+            self._spans += 1
+            self._bytes += weight
+            if self._spans > self.max_spans or self._bytes > self.max_bytes:
+                self._shrink(trace)
+
+    def _forget(self, trace: _Trace) -> None:
+        self._spans -= len(trace.spans)
+        self._bytes -= trace.weight
+
+    def _shrink(self, keep: _Trace) -> None:
+        """Drop the oldest traces, pending ones first, until the totals are within bounds;
+        ``keep`` (the trace just added to) goes last, and is within bounds on its own."""
+        for area in (self._pending, self._done):
+            while area and (self._spans > self.max_spans or self._bytes > self.max_bytes):
+                oldest = next(iter(area))
+                if area[oldest] is keep:
+                    if len(area) == 1:
+                        break
+                    area.move_to_end(oldest)
+                    continue
+                self._forget(area.pop(oldest))
+
+    def size(self) -> tuple[int, int, int]:
+        """``(traces, spans, bytes)`` kept now, pending traces included."""
+        with self._lock:
+            return len(self._done) + len(self._pending), self._spans, self._bytes
 
     def shutdown(self) -> None:
         return None

@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 PORT=${PORT:-5000}
 BASE="http://127.0.0.1:$PORT"
+# The dashboard is behind HTTP Basic auth (user admin); a password is made up for this run
+# unless you set one.
+if [ -z "${ROUTETIMER_DASHBOARD_PASSWORD:-}" ]; then
+  ROUTETIMER_DASHBOARD_PASSWORD=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(18))')
+fi
+export ROUTETIMER_DASHBOARD_PASSWORD
 
 .venv/bin/flask --app example_app run --host 127.0.0.1 --port "$PORT" "$@" &
 server=$!
@@ -36,7 +42,10 @@ fi
 cat <<MSG
 
   Example app on $BASE — each request is printed below as a span, with its timed child spans.
-  Dashboard (this machine only): $BASE/_routetimer/
+  Dashboard: $BASE/_routetimer/
+    log in as user admin, password $ROUTETIMER_DASHBOARD_PASSWORD
+    (HTTP Basic auth; set ROUTETIMER_DASHBOARD_PASSWORD to choose the password)
+    from a script: curl -u "admin:$ROUTETIMER_DASHBOARD_PASSWORD" $BASE/_routetimer/api/stats
   Send more traffic from another terminal:
     .venv/bin/python -m example_app.load --port $PORT
   or one request:

@@ -22,7 +22,7 @@ from flask import Flask
 from opentelemetry.sdk.trace import TracerProvider
 from werkzeug.serving import make_server
 
-from example_app import create_app
+from example_app import DASHBOARD_USER, create_app
 from example_app.load import PLAN, send
 
 CHROMIUM = "/usr/bin/chromium"
@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 DOCS_IMAGES = ROOT / "docs" / "images"
 SCRIPT_PATH = "/nope/<script>alert(1)</script>"
+PASSWORD = "browser-test-password-0123"
 
 pytestmark = [
     pytest.mark.browser,
@@ -97,9 +98,11 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    """The example app with its default (loopback-only) dashboard, after some traffic."""
+    """The example app with its dashboard behind HTTP Basic auth, after some traffic."""
     provider = TracerProvider()
-    app = create_app(tracer_provider=provider, config={"PROPAGATE_EXCEPTIONS": False})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ROUTETIMER_DASHBOARD_PASSWORD", PASSWORD)
+        app = create_app(tracer_provider=provider, config={"PROPAGATE_EXCEPTIONS": False})
     with serve(app) as base_url:
         traffic(base_url, PLAN * 3)
         yield base_url
@@ -108,8 +111,12 @@ def site() -> Iterator[str]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    """A fresh page that records every dialog and console error (CSP violations included)."""
-    context = browser.new_context(viewport={"width": 1200, "height": 760})
+    """A fresh page, logged in, that records every dialog and console error (CSP violations
+    included)."""
+    context = browser.new_context(
+        viewport={"width": 1200, "height": 760},
+        http_credentials={"username": DASHBOARD_USER, "password": PASSWORD},
+    )
     page = context.new_page()
     page.dialogs = []
     page.errors = []
@@ -185,6 +192,20 @@ def test_script_in_a_path_is_shown_as_text_and_never_runs(site, page):
     screenshot(page, "escaped.png")
     assert page.dialogs == []
     assert page.errors == []
+
+
+def test_dashboard_asks_for_a_password(site, browser):
+    """Without credentials the browser gets the 401 that makes it ask for them."""
+    context = browser.new_context()
+    try:
+        # Headless, the browser cannot show its login prompt: navigation fails on the challenge.
+        with pytest.raises(sync_api.Error, match="ERR_INVALID_AUTH_CREDENTIALS"):
+            context.new_page().goto(f"{site}/_routetimer/")
+        response = context.request.get(f"{site}/_routetimer/")
+        assert response.status == 401
+        assert response.headers["www-authenticate"].startswith('Basic realm="flask-routetimer')
+    finally:
+        context.close()
 
 
 def test_dashboard_is_404_without_debug_or_setting(page):

@@ -21,6 +21,12 @@ MARKDOWN = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MARKER = re.compile(r"<!-- example: (docs/examples/[\w.]+\.py) -->")
 #: Not run as a script: checked by a test of its own below.
 SPECIAL = {"gunicorn_conf.py"}
+#: Examples run with this package on the path and a dashboard password set, as in a deployment.
+EXAMPLE_ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    "ROUTETIMER_DASHBOARD_PASSWORD": "docs-example-password-0123",
+}
 
 
 def python_blocks(path: Path) -> list[tuple[int, str, str | None]]:
@@ -68,7 +74,12 @@ def runs() -> dict[str, subprocess.Popen[str]]:
         else:
             command = [sys.executable, "-W", "error", path.name]
         started[path.name] = subprocess.Popen(
-            command, cwd=EXAMPLES, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            command,
+            cwd=EXAMPLES,
+            env=EXAMPLE_ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
     return started
 

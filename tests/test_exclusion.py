@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from flask import Flask
 from flask.views import MethodView
 
-from flask_routetimer import request_timed
+from flask_routetimer import ConfigError, request_timed
 
 
 def add_routes(app: Flask, timer) -> None:  # type: ignore[no-untyped-def]
@@ -95,3 +97,55 @@ def test_disabled_app_is_not_timed(make_app, server_spans):
     app.add_url_rule("/x", "x", lambda: "x")
     assert app.test_client().get("/x").data == b"x"
     assert server_spans() == []
+
+
+@pytest.mark.parametrize(
+    ("excluded", "api"),
+    [
+        (["(?i)^/HEALTH", "^/api/9$"], "/api/9"),  # a global flag, valid only at the start
+        (["^/(?P<x>health)z?$", "^/api/(?P<x>9)$"], "/api/9"),  # one group name, two patterns
+        ([r"^/(h)ealthz$", r"^/api/(9)\1$"], "/api/99"),  # numbered groups, a backreference
+        ("(?i)^/HEALTH,^/api/9$", "/api/9"),
+        (r"^/he{1,2}alth,^/api/[9,]$", "/api/9"),  # commas inside {m,n} and [...] stay
+        (r"^/(health|x,y)z?$,^/api/9$", "/api/9"),  # and inside (...)
+    ],
+)
+def test_each_pattern_works_as_written_alone(make_app, server_spans, excluded, api):
+    """Patterns valid on their own still work together: each matches as it would alone, and a
+    comma-separated string splits only at commas outside (...), [...] and {m,n} (issue 13)."""
+    app, timer = make_app(ROUTETIMER_EXCLUDED_URLS=excluded)
+    add_routes(app, timer)
+    client = app.test_client()
+    for path in ["/healthz", api, "/api/8"]:
+        client.get(path)
+    assert [s.attributes["url.path"] for s in server_spans()] == ["/api/8"]
+
+
+def test_patterns_from_the_otel_variable_work_alone(monkeypatch, make_app, server_spans):
+    """The same holds for OTEL_PYTHON_EXCLUDED_URLS."""
+    monkeypatch.delenv("OTEL_PYTHON_FLASK_EXCLUDED_URLS", raising=False)
+    monkeypatch.setenv("OTEL_PYTHON_EXCLUDED_URLS", "(?i)^/HEALTHZ,^/api/[0-4]{1,2}$")
+    app, timer = make_app()
+    add_routes(app, timer)
+    client = app.test_client()
+    for path in ["/healthz", "/api/3", "/api/8"]:
+        client.get(path)
+    assert [s.attributes["url.path"] for s in server_spans()] == ["/api/8"]
+
+
+@pytest.mark.parametrize(
+    ("excluded", "named"),
+    [(["^/ok", "^/(bad"], "'^/(bad'"), ("^/ok,^/a{2,1}", "'^/a{2,1}'"), (["a)"], "'a)'")],
+)
+def test_an_invalid_pattern_is_named(make_app, excluded, named):
+    """An invalid pattern is a ConfigError naming the key and the pattern, never a bare re.error."""
+    with pytest.raises(ConfigError, match=f"ROUTETIMER_EXCLUDED_URLS contains {re.escape(named)}"):
+        make_app(ROUTETIMER_EXCLUDED_URLS=excluded)
+
+
+def test_an_invalid_pattern_from_the_otel_variable_is_named(monkeypatch, make_app):
+    """The message also says where an unset key's value came from."""
+    monkeypatch.delenv("OTEL_PYTHON_FLASK_EXCLUDED_URLS", raising=False)
+    monkeypatch.setenv("OTEL_PYTHON_EXCLUDED_URLS", "^/ok,(?")
+    with pytest.raises(ConfigError, match=r"contains '\(\?'.*OTEL_PYTHON_EXCLUDED_URLS"):
+        make_app()

@@ -95,17 +95,21 @@ def test_credentials_are_redacted_even_when_allow_listed(make_header_app, server
     assert attributes["http.request.header.x-request-id"] == ("r1",)
 
 
-def test_sanitize_list_redacts_more(make_header_app, server_spans):
-    """Names (or regexes) on the sanitize list are captured as REDACTED."""
+@pytest.mark.parametrize("sanitize", [["x-secret-.*"], "x-secret-.*", "x-secret-.{1,9}"])
+def test_sanitize_list_adds_to_the_defaults(make_header_app, server_spans, sanitize):
+    """Names (or regexes) on the sanitize list are REDACTED, and so are the default credential
+    headers: the key adds to the default list, as OpenTelemetry's variable does (issue 13)."""
     app = make_header_app(
         ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST=["x-.*"],
-        ROUTETIMER_CAPTURE_HEADERS_SANITIZE=["x-secret-.*"],
+        ROUTETIMER_CAPTURE_HEADERS_SANITIZE=sanitize,
     )
-    app.test_client().get("/h", headers={"X-Secret-Token": SECRET, "X-Api-Key": SECRET})
+    defaults = {"X-Api-Key": SECRET, "X-Auth-Token": SECRET, "X-CSRF-Token": SECRET}
+    app.test_client().get("/h", headers={"X-Secret-Token": SECRET, **defaults, "X-Seen": "1"})
     attributes = span_attributes(server_spans)
-    assert attributes["http.request.header.x-secret-token"] == ("REDACTED",)
-    # Set explicitly, the list replaces the default one (which has x-api-key).
-    assert attributes["http.request.header.x-api-key"] == (SECRET,)
+    for name in ["x-secret-token", "x-api-key", "x-auth-token", "x-csrf-token"]:
+        assert attributes[f"http.request.header.{name}"] == ("REDACTED",), name
+    assert attributes["http.request.header.x-seen"] == ("1",)
+    assert SECRET not in repr(attributes)
 
 
 def test_default_sanitize_list_covers_api_keys(make_header_app, server_spans):
@@ -126,7 +130,7 @@ def test_otel_environment_variables_are_the_defaults(monkeypatch, make_header_ap
     assert attributes["http.request.header.x-a"] == ("1",)
     assert attributes["http.request.header.x-b"] == ("REDACTED",)
     assert attributes["http.response.header.x-served-by"] == ("node-1",)
-    assert "authorization" in app.config["ROUTETIMER_CAPTURE_HEADERS_SANITIZE"]
+    assert app.config["ROUTETIMER_CAPTURE_HEADERS_SANITIZE"] == "x-b"  # added to the defaults
 
 
 def test_captured_values_and_counts_are_bounded(make_header_app, server_spans):
@@ -186,3 +190,15 @@ def test_no_timing_headers_outside_debug(make_app):
     response = app.test_client().get("/")
     assert "Server-Timing" not in response.headers
     assert "Timing-Allow-Origin" not in response.headers
+
+
+def test_header_patterns_each_work_alone(make_header_app, server_spans):
+    """A pattern with an inline (?i) flag beside others works (issue 13: never a bare re.error)."""
+    app = make_header_app(
+        ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST="(?i)x-a,x-b{1,2}",
+        ROUTETIMER_CAPTURE_HEADERS_SANITIZE=["(?i)x-b+", "x-c"],
+    )
+    app.test_client().get("/h", headers={"X-A": "1", "X-Bb": SECRET})
+    attributes = span_attributes(server_spans)
+    assert attributes["http.request.header.x-a"] == ("1",)
+    assert attributes["http.request.header.x-bb"] == ("REDACTED",)

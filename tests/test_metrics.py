@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +12,8 @@ import pytest
 from flask import Flask, Response
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.serving import make_server
 
 from flask_routetimer import RouteTimer
 from flask_routetimer import metrics as metrics_module
@@ -124,16 +128,81 @@ def test_active_requests_returns_to_zero(metered, reader):
     assert {tuple(sorted(p.attributes)) for p in active} == {("http.request.method", "url.scheme")}
 
 
-def test_forged_schemes_share_one_overflow_series(metered, reader, monkeypatch):
-    """``wsgi.url_scheme`` can come from a client's X-Forwarded-Proto (ProxyFix): past the cap,
-    new (method, scheme) pairs share one series marked as the SDK marks its overflow."""
+def test_forged_schemes_are_one_other_series(metered, reader):
+    """``wsgi.url_scheme`` can come from a client's X-Forwarded-Proto (ProxyFix): any scheme but
+    http and https is ``_OTHER`` in both instruments, so forging schemes adds no series."""
+    app, _ = metered
+    client = app.test_client()
+    for n in range(20):
+        client.get("/items/1", environ_overrides={"wsgi.url_scheme": f"forged{n}"})
+    client.get("/items/1", environ_overrides={"wsgi.url_scheme": "https"})
+    client.get("/items/1")
+    for name in ["http.server.active_requests", "http.server.request.duration"]:
+        schemes = sorted(p.attributes["url.scheme"] for p in points(reader, name))
+        assert schemes == ["_OTHER", "http", "https"], name
+
+
+#: Forged requests sent over a real socket in the test below (each a new scheme and version).
+FORGED = 300
+
+
+def send_raw(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_forged_schemes_and_versions_over_a_real_socket_add_no_series(metered, reader, spans):
+    """Behind ProxyFix on Werkzeug's server, 300 requests each with a new X-Forwarded-Proto and
+    a new ``HTTP/1.<digits>`` version (both accepted by the server) add one series in all:
+    ``url.scheme`` is http, https or ``_OTHER``, and an unknown protocol version is left out."""
+    app, _ = metered
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        port = server.server_port
+        for version in ["1.1", "1.0"]:
+            reply = send_raw(
+                port,
+                f"GET /items/1 HTTP/{version}\r\nHost: a\r\nConnection: close\r\n\r\n".encode(),
+            )
+            assert reply.startswith(b"HTTP/1.") and b" 200 " in reply.split(b"\r\n")[0]
+        legitimate = len(points(reader, "http.server.request.duration"))
+        for n in range(FORGED):
+            request = (
+                f"GET /items/1 HTTP/1.{n + 2}\r\nHost: a\r\nX-Forwarded-Proto: p{n}{'x' * n}"
+                "\r\nConnection: close\r\n\r\n"
+            )
+            assert b" 200 " in send_raw(port, request.encode()).split(b"\r\n")[0]
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+    durations = points(reader, "http.server.request.duration")
+    assert legitimate == 2 and len(durations) == legitimate + 1
+    assert sum(p.count for p in durations) == FORGED + 2
+    forged = [p.attributes for p in durations if p.attributes["url.scheme"] == "_OTHER"]
+    assert len(forged) == 1 and "network.protocol.version" not in forged[0]
+    assert len(points(reader, "http.server.active_requests")) == 2  # (GET, http), (GET, _OTHER)
+    schemes = {span.attributes["url.scheme"] for span in spans() if span.name.startswith("GET")}
+    assert schemes == {"http", "_OTHER"}
+
+
+def test_active_series_past_the_cap_share_one_overflow_series(metered, reader, monkeypatch):
+    """Past MAX_ACTIVE_KEYS (method, scheme) pairs, new pairs share one series marked as the SDK
+    marks its overflow (a safety net: methods and schemes are bounded sets already)."""
     monkeypatch.setattr(metrics_module, "MAX_ACTIVE_KEYS", 3)
     app, _ = metered
     client = app.test_client()
     with client.get("/stream") as held:  # one request in flight on an ordinary series
-        for n in range(10):
-            client.get("/items/1", environ_overrides={"wsgi.url_scheme": f"forged{n}"})
-        with client.get("/stream", environ_overrides={"wsgi.url_scheme": "forged-late"}) as late:
+        for method in ["POST", "PUT", "DELETE", "PATCH"]:
+            client.open("/items/1", method=method)
+        with client.get("/stream", environ_overrides={"wsgi.url_scheme": "https"}) as late:
             active = points(reader, "http.server.active_requests")
             assert len(active) == 4  # three series kept, one overflow
             overflow = [p for p in active if p.attributes == {"otel.metric.overflow": True}]
@@ -143,8 +212,10 @@ def test_forged_schemes_share_one_overflow_series(metered, reader, monkeypatch):
         assert held.data == b"a"
     assert sum(p.value for p in points(reader, "http.server.active_requests")) == 0
     # Durations keep their real attributes: the histogram has the SDK's own cardinality limit.
-    schemes = {p.attributes["url.scheme"] for p in points(reader, "http.server.request.duration")}
-    assert "forged9" in schemes
+    methods = {
+        p.attributes["http.request.method"] for p in points(reader, "http.server.request.duration")
+    }
+    assert "PATCH" in methods
 
 
 def test_exempt_and_excluded_record_nothing(tracer_provider, reader):

@@ -321,3 +321,26 @@ class TestFlaskFeatures:
         client.get("/hello/x")
         client.get("/teapot")
         assert len(exporter.get_finished_spans()) == 2
+
+
+def test_a_huge_exception_message_is_bounded(make_app, server_spans):
+    """A view raising with client input in its message (here 200 KB) gives a span whose status
+    description and exception event stay bounded (issue 13: every span string is bounded)."""
+    from flask_routetimer.attributes import MAX_STACKTRACE_LENGTH, MAX_VALUE_LENGTH
+
+    app, _ = make_app(PROPAGATE_EXCEPTIONS=False)
+
+    @app.get("/echo")
+    def echo() -> str:
+        raise ValueError("bad input: " + "x" * 200_000)
+
+    assert app.test_client().get("/echo").status_code == 500
+    (span,) = server_spans()
+    assert span.status.description.startswith("ValueError: bad input: xxx")
+    assert len(span.status.description) <= MAX_VALUE_LENGTH
+    (event,) = span.events
+    assert len(event.attributes["exception.message"]) == MAX_VALUE_LENGTH
+    stack = event.attributes["exception.stacktrace"]
+    assert stack.startswith("Traceback") and "characters left out" in stack
+    assert len(stack) <= MAX_STACKTRACE_LENGTH + 100
+    assert event.attributes["exception.type"] == "ValueError"

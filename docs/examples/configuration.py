@@ -1,8 +1,8 @@
-from flask import Flask, request
+from flask import Flask
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 
-from flask_routetimer import RouteTimer
+from flask_routetimer import RouteTimer, basic_auth
 
 app = Flask(__name__)
 app.config.update(
@@ -14,7 +14,10 @@ app.config.update(
     ROUTETIMER_TRACE_BUFFER=200,
     ROUTETIMER_DASHBOARD=True,
     ROUTETIMER_DASHBOARD_URL="/_routetimer",
-    ROUTETIMER_DASHBOARD_AUTH=lambda: request.remote_addr == "127.0.0.1",
+    # HTTP Basic auth, user "ops", password from $ROUTETIMER_DASHBOARD_PASSWORD (see dashboard.md)
+    ROUTETIMER_DASHBOARD_AUTH=basic_auth("ops"),
+    ROUTETIMER_CAPTURE_HEADERS_SANITIZE=[],  # more headers to redact; the defaults always apply
+    ROUTETIMER_REDACT_QUERY_PARAMS=[],  # more query parameters to redact; likewise
 )
 timer = RouteTimer(
     app,

@@ -2,8 +2,9 @@
 
 A blueprint registered by ``init_app`` at ``ROUTETIMER_DASHBOARD_URL``. Every request to it
 (pages, API and static files) passes :func:`_gate` first: off means 404, a refusing
-``ROUTETIMER_DASHBOARD_AUTH`` means 403. Every response gets a strict Content-Security-Policy;
-the pages need no inline script or style (plots are server-side SVG).
+``ROUTETIMER_DASHBOARD_AUTH`` means 401 (``basic_auth``, ``token_auth``) or 403. Every response
+gets a strict Content-Security-Policy; the pages need no inline script or style (plots are
+server-side SVG).
 """
 
 from __future__ import annotations
@@ -114,12 +115,17 @@ def _state() -> AppState:
 
 
 def _gate() -> None:
-    """Hide the dashboard (404) when off; refuse (403) when the auth function says no."""
+    """Hide the dashboard (404) when off; refuse when the auth function says no: 401 with its
+    ``challenge`` (``basic_auth``, ``token_auth``), else 403."""
     state = _state()
     if not state.settings.dashboard_on(current_app.debug):
         abort(404)
     auth = state.settings.dashboard_auth
     if auth is not None and auth() is not True:
+        challenge = getattr(auth, "challenge", None)
+        if isinstance(challenge, str):
+            headers = {"WWW-Authenticate": challenge}
+            abort(Response("Log in to see this dashboard.\n", 401, headers, mimetype="text/plain"))
         abort(403)
     if not state.traces.decided:
         state.decide_trace_buffer(current_app)  # opened before any timed request
@@ -208,14 +214,20 @@ def trace_page(trace_id: str) -> tuple[str, int]:
     return page, 200 if record is not None else 404
 
 
+def _redaction(state: AppState) -> present.Redaction:
+    settings = state.settings
+    return present.Redaction(settings.redacted_query_params, settings.sanitized_headers)
+
+
 def _common(state: AppState) -> dict[str, Any]:
     """Template values every page uses."""
+    redaction = _redaction(state)
     return {
         "unavailable": state.traces.unavailable,
         "timing_enabled": state.settings.enabled,
         "fmt": present.format_seconds,
         "pct": present.format_percent,
-        "redact": present.redact_value,
+        "redact": lambda key, value: present.redact_value(key, value, redaction),
         "show": present.show_value,
     }
 
@@ -253,6 +265,7 @@ def api_trace(trace_id: str) -> tuple[Response, int]:
         return jsonify(error=f"No trace {trace_id[:64]} in the buffer (unknown or evicted)."), 404
     origin, _ = time_window(record.spans)
     summary = present.summarize(record)
+    redaction = _redaction(state)
     return jsonify(
         trace_id=record.trace_id,
         unit="s",
@@ -261,5 +274,8 @@ def api_trace(trace_id: str) -> tuple[Response, int]:
         status_code=summary.status_code,
         duration=record.duration,
         dropped_spans=record.dropped_spans,
-        spans=[present.span_json(span, origin, depth) for span, depth in span_tree(record.spans)],
+        spans=[
+            present.span_json(span, origin, depth, redaction)
+            for span, depth in span_tree(record.spans)
+        ],
     ), 200

@@ -15,8 +15,10 @@ from urllib.parse import unquote
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from ..attributes import REDACTED, is_failure, redact_query, truncate
-from ..headers import is_credential
+from ..attributes import is_failure, truncate
+from ..headers import DEFAULT_SANITIZE_PATTERN
+from ..patterns import Matcher
+from ..redaction import DEFAULT_QUERY_PARAMS, REDACTED, redact_query, redact_url
 from ..stats import RouteStats
 from ..tracebuffer import TraceRecord
 
@@ -31,39 +33,43 @@ MAX_SHOWN = 2000
 # --- Redaction --------------------------------------------------------------------------------
 
 
-def redact_url(url: str) -> str:
-    """Hide credential query values and any ``user:password@`` part of a URL or target."""
-    base, sep, rest = url.partition("?")
-    query, hash_sep, fragment = rest.partition("#")
-    scheme, slashes, authority = base.partition("://")
-    if slashes and "@" in authority.split("/", 1)[0]:
-        base = f"{scheme}://{REDACTED}@{authority.split('@', 1)[1]}"
-    return f"{base}{sep}{redact_query(query)}{hash_sep}{fragment}"
+@dataclass(frozen=True)
+class Redaction:
+    """What the dashboard hides: an app's ``redacted_query_params`` and ``sanitized_headers``
+    settings (the same rules its spans were recorded with)."""
+
+    query_params: frozenset[str] = DEFAULT_QUERY_PARAMS
+    headers: Matcher = DEFAULT_SANITIZE_PATTERN
 
 
-def _is_sensitive_header(key: str) -> bool:
+DEFAULT_REDACTION = Redaction()
+
+
+def _is_sensitive_header(key: str, headers: Matcher) -> bool:
     for prefix in HEADER_PREFIXES:
         if key.startswith(prefix):
-            return is_credential(key[len(prefix) :])
+            return headers.fullmatch(key[len(prefix) :].lower().replace("_", "-")) is not None
     return False
 
 
-def redact_value(key: str, value: Any) -> Any:
+def redact_value(key: str, value: Any, redaction: Redaction = DEFAULT_REDACTION) -> Any:
     """The value as it may be shown: credentials replaced by ``REDACTED``, type kept otherwise."""
-    if _is_sensitive_header(key):
+    if _is_sensitive_header(key, redaction.headers):
         return REDACTED
     if key in QUERY_KEYS and isinstance(value, str):
-        return redact_query(value)
+        return redact_query(value, redaction.query_params)
     if key in URL_KEYS and isinstance(value, str):
-        return redact_url(value)
+        return redact_url(value, redaction.query_params)
     return value
 
 
-def redact_attributes(attributes: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+def redact_attributes(
+    attributes: Optional[Mapping[str, Any]], redaction: Redaction = DEFAULT_REDACTION
+) -> dict[str, Any]:
     """A JSON-ready copy of span or event attributes with sensitive values redacted."""
     shown: dict[str, Any] = {}
     for key, value in (attributes or {}).items():
-        value = redact_value(key, value)
+        value = redact_value(key, value, redaction)
         shown[key] = list(value) if isinstance(value, (tuple, list)) else value
     return shown
 
@@ -187,7 +193,9 @@ def slowest(
     return sorted(mine, key=lambda t: t.duration, reverse=True)[:limit]
 
 
-def span_json(span: ReadableSpan, origin: int, depth: int) -> dict[str, Any]:
+def span_json(
+    span: ReadableSpan, origin: int, depth: int, redaction: Redaction = DEFAULT_REDACTION
+) -> dict[str, Any]:
     """A span for scripts: hex ids, seconds relative to the trace start, redacted attributes."""
     start = span.start_time or origin
     end = span.end_time or start
@@ -201,12 +209,12 @@ def span_json(span: ReadableSpan, origin: int, depth: int) -> dict[str, Any]:
         "depth": depth,
         "start_offset": max(start - origin, 0) / 1e9,
         "duration": max(end - start, 0) / 1e9,
-        "attributes": redact_attributes(span.attributes),
+        "attributes": redact_attributes(span.attributes, redaction),
         "events": [
             {
                 "name": event.name,
                 "offset": max(event.timestamp - origin, 0) / 1e9,
-                "attributes": redact_attributes(event.attributes),
+                "attributes": redact_attributes(event.attributes, redaction),
             }
             for event in span.events
         ],

@@ -135,3 +135,12 @@ def captured_spans(flask_app: Flask) -> Iterator[ReadableSpan]:
     timings: list[RouteTiming] = same.timings
     print(timings, captured.metric_points("http.server.request.duration"))
     yield from captured.spans
+
+
+# Dashboard auth: each helper is a ROUTETIMER_DASHBOARD_AUTH function.
+def _dashboard_auth() -> None:
+    from flask_routetimer import basic_auth, loopback_only, token_auth
+
+    functions: list[Callable[[], bool]] = [basic_auth("ops"), token_auth(), loopback_only]
+    app.config["ROUTETIMER_DASHBOARD_AUTH"] = functions[0]
+    assert_type(basic_auth("ops", password="x").challenge, str)

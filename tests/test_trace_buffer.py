@@ -1,0 +1,130 @@
+"""The dashboard's trace buffer: several requests of one trace stay grouped, and memory and page
+size stay bounded in total whatever ``traceparent`` clients re-use (issue 13, item 5)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+from flask import Flask
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext, SpanKind
+
+from flask_routetimer import RouteTimer
+from flask_routetimer import tracebuffer as tb
+from flask_routetimer.tracebuffer import MAX_SPANS_PER_TRACE, MAX_TRACE_BYTES, TraceBuffer
+
+
+def traceparent(n: int) -> str:
+    return f"00-{n + 1:032x}-{n + 1:016x}-01"
+
+
+@pytest.fixture
+def buffered(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Callable[..., Flask]:
+    """``buffered(**config)``: an app in debug mode (so traces are kept) with one route."""
+
+    def factory(**config: Any) -> Flask:
+        app, _ = make_app(**{"DEBUG": True, **config})
+        app.add_url_rule("/items/<int:n>", "item", lambda n: str(n))
+        return app
+
+    return factory
+
+
+def kept(app: Flask) -> list[tuple[str, int, int]]:
+    """(trace id, spans kept, request spans kept) of each buffered trace."""
+    return [
+        (
+            record.trace_id,
+            len(record.spans),
+            sum(span.kind is SpanKind.SERVER for span in record.spans),
+        )
+        for record in RouteTimer.state(app).traces.traces()
+    ]
+
+
+def test_requests_of_one_trace_stay_grouped(buffered):
+    """Two requests sent with one traceparent are shown as one trace with both request spans."""
+    app = buffered()
+    client = app.test_client()
+    client.get("/items/1", headers={"traceparent": traceparent(7)})
+    client.get("/items/2", headers={"traceparent": traceparent(7)})
+    assert kept(app) == [(f"{8:032x}", 2, 2)]
+    data = client.get(f"/_routetimer/api/traces/{8:032x}").json
+    assert [span["attributes"]["url.path"] for span in data["spans"]] == ["/items/1", "/items/2"]
+
+
+def test_reused_trace_ids_keep_memory_and_pages_bounded(buffered):
+    """1,000 requests over 10 re-used traceparent ids, each with 16 captured 1 KB headers, keep
+    at most one trace's worth of spans and text (the old buffer kept all 1,000 spans, 256 per
+    trace), and no trace page grows past a few MB."""
+    app = buffered(ROUTETIMER_TRACE_BUFFER=10, ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST=["x-.*"])
+    client = app.test_client()
+    headers = {f"X-Pad-{n}": "p" * 1000 for n in range(16)}
+    for n in range(1000):
+        client.get(f"/items/{n}", headers={**headers, "traceparent": traceparent(n % 10)})
+    buffer = RouteTimer.state(app).traces
+    traces, spans, text = buffer.size()
+    assert spans == sum(count for _, count, _ in kept(app))
+    assert spans <= buffer.max_spans == MAX_SPANS_PER_TRACE  # 16 x 10 is less than one trace
+    assert text <= buffer.max_bytes == MAX_TRACE_BYTES
+    assert 1 <= traces <= 10
+    # The newest requests are what is kept, still grouped by trace.
+    assert all(requests == count for _, count, requests in kept(app))
+    largest = max(
+        len(app.test_client().get(f"/_routetimer/trace/{trace_id}").data)
+        for trace_id, _, _ in kept(app)
+    )
+    assert largest < 3 * 1024 * 1024
+    print(f"\n[trace buffer] {traces} traces, {spans} spans, {text} chars; largest page {largest}")
+
+
+def test_one_trace_cannot_grow_past_its_share(buffered):
+    """Past MAX_SPANS_PER_TRACE requests on one trace id the rest count as dropped spans."""
+    app = buffered()
+    client = app.test_client()
+    for n in range(MAX_SPANS_PER_TRACE + 20):
+        client.get(f"/items/{n}", headers={"traceparent": traceparent(1)})
+    (record,) = RouteTimer.state(app).traces.traces()
+    assert len(record.spans) == MAX_SPANS_PER_TRACE and record.dropped_spans == 20
+
+
+# --- The buffer on its own --------------------------------------------------------------------
+
+
+def span(trace_id: int, span_id: int, attributes: dict[str, Any], request: bool) -> ReadableSpan:
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    scope = InstrumentationScope(tb.SCOPE_NAME if request else "other")
+    return ReadableSpan(
+        name="s",
+        context=SpanContext(trace_id, span_id, is_remote=False),
+        kind=SpanKind.SERVER if request else SpanKind.INTERNAL,
+        attributes=attributes,
+        instrumentation_scope=scope,
+        start_time=span_id,
+        end_time=span_id + 1,
+    )
+
+
+def test_oldest_traces_go_first_when_the_text_bound_is_reached():
+    """Past max_bytes the oldest traces are dropped, pending ones before shown ones."""
+    buffer = TraceBuffer(100, max_spans=10_000, max_bytes=0)  # at least one full trace
+    big = {"v": "x" * (MAX_TRACE_BYTES // 4)}
+    buffer.on_end(span(99, 1, big, request=False))  # a background trace, pending
+    for trace_id in range(1, 6):
+        buffer.on_end(span(trace_id, trace_id, big, request=True))
+    ids = [record.trace_id for record in buffer.traces()]
+    assert ids == [f"{5:032x}", f"{4:032x}", f"{3:032x}"]  # newest first
+    traces, spans, text = buffer.size()
+    assert (traces, spans) == (3, 3) and text <= buffer.max_bytes
+
+
+def test_a_trace_full_of_children_still_shows_its_request():
+    """Children filling a trace's share never crowd out its request span."""
+    buffer = TraceBuffer(10)
+    for span_id in range(1, MAX_SPANS_PER_TRACE + 5):
+        buffer.on_end(span(1, span_id, {}, request=False))
+    buffer.on_end(span(1, 10_000, {}, request=True))
+    (record,) = buffer.traces()
+    assert record.request_span.context.span_id == 10_000
