@@ -64,7 +64,9 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 #: search is a third of what ``quote`` costs.
 _NEEDS_QUOTING = re.compile(r"[^A-Za-z0-9/:@!$&'()*+,;=\-._~%]")
 
-Attributes = dict[str, Any]
+#: The attributes we build: a plain dict, mutable until handed to the SDK (the API's
+#: ``opentelemetry.util.types.Attributes`` is the read-only mapping spans give back).
+AttributeDict = dict[str, Any]
 
 
 def truncate(value: str, limit: int = MAX_VALUE_LENGTH) -> str:
@@ -154,9 +156,9 @@ def span_attributes(
     blueprint: Optional[str],
     protocol: Optional[str],
     redacted_params: frozenset[str] = DEFAULT_QUERY_PARAMS,
-) -> Attributes:
+) -> AttributeDict:
     """Every attribute known when the request starts, all useful to samplers."""
-    attrs: Attributes = {
+    attrs: AttributeDict = {
         HTTP_REQUEST_METHOD: method,
         URL_PATH: url_path(environ),
         URL_SCHEME: url_scheme(environ),
@@ -202,7 +204,7 @@ def exception_description(exception: BaseException) -> str:
     return truncate(f"{type(exception).__qualname__}: {exception}")
 
 
-def exception_attributes(exception: BaseException) -> Optional[Attributes]:
+def exception_attributes(exception: BaseException) -> Optional[AttributeDict]:
     """Bounded ``exception.message`` and ``exception.stacktrace`` for ``record_exception``, when
     the message is too long (it may hold client input); None leaves the SDK's own."""
     message = str(exception)
@@ -227,9 +229,9 @@ def error_type(exception: Optional[BaseException], status_code: Optional[int]) -
 
 def response_attributes(
     status_code: Optional[int], exception: Optional[BaseException]
-) -> Attributes:
+) -> AttributeDict:
     """Attributes known when the response is complete."""
-    attrs: Attributes = {}
+    attrs: AttributeDict = {}
     if status_code is not None:
         attrs[HTTP_RESPONSE_STATUS_CODE] = status_code
     kind = error_type(exception, status_code)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional, cast
 
-from .attributes import MAX_VALUE_LENGTH, Attributes, truncate
+from .attributes import MAX_VALUE_LENGTH, AttributeDict, truncate
 from .patterns import Matcher, any_of
 from .redaction import REDACTED
 from .wsgi import header_name, wsgi_to_text
@@ -63,9 +63,9 @@ class HeaderCapture:
             return REDACTED
         return truncate(value, MAX_VALUE_LENGTH)
 
-    def request_attributes(self, environ: Mapping[str, Any]) -> Attributes:
+    def request_attributes(self, environ: Mapping[str, Any]) -> AttributeDict:
         """``http.request.header.<name>``: one-value lists (the server joins repeated headers)."""
-        attrs: Attributes = {}
+        attrs: AttributeDict = {}
         if self.request is None:
             return attrs
         for name, value in environ_headers(environ):
@@ -75,9 +75,9 @@ class HeaderCapture:
                 attrs[f"http.request.header.{name}"] = [self._value(name, wsgi_to_text(value))]
         return attrs
 
-    def response_attributes(self, headers: Iterable[tuple[str, str]]) -> Attributes:
+    def response_attributes(self, headers: Iterable[tuple[str, str]]) -> AttributeDict:
         """``http.response.header.<name>``: every value of each allow-listed response header."""
-        attrs: Attributes = {}
+        attrs: AttributeDict = {}
         if self.response is None:
             return attrs
         for raw_name, value in headers:
