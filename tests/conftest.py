@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 import pytest
-from flask import Flask
+from flask import Flask, abort, redirect
 from flask import globals as flask_globals
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -87,6 +87,47 @@ def timer(app_timer: tuple[Flask, RouteTimer]) -> RouteTimer:
 @pytest.fixture
 def client(app: Flask) -> Any:
     return app.test_client()
+
+
+@pytest.fixture
+def routed(app: Flask, timer: RouteTimer) -> Flask:
+    """The ``app`` fixture with ordinary views: a greeting, a POST, an item view with a timed
+    block, a redirect, and views failing in each way (an exception, abort(418), abort(500))."""
+
+    @app.get("/hello/<name>")
+    def hello(name: str) -> str:
+        return f"hello {name}"
+
+    @app.post("/v1/predict/")
+    def predict() -> dict[str, Any]:
+        return {"ok": True}
+
+    @app.get("/items/<int:item_id>")
+    def item(item_id: int) -> str:
+        with timer.timed("load"):
+            return str(item_id)
+
+    @app.get("/old")
+    def old() -> Any:
+        return redirect("/hello/new")
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise ZeroDivisionError("boom")
+
+    @app.get("/fail")
+    def fail() -> str:
+        raise RuntimeError("nope")
+
+    @app.get("/teapot")
+    def teapot() -> str:
+        abort(418)
+
+    @app.get("/abort500")
+    def abort500() -> str:
+        abort(500)
+
+    return app
 
 
 @pytest.fixture

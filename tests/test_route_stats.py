@@ -12,23 +12,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from flask_routetimer import RouteTimer
 
 
-@pytest.fixture
-def routed(app: Flask, timer: RouteTimer) -> Flask:
-    @app.get("/items/<int:item_id>")
-    def item(item_id: int) -> str:
-        with timer.timed("load"):
-            return str(item_id)
-
-    @app.get("/fail")
-    def fail() -> str:
-        raise RuntimeError("x")
-
-    app.config["PROPAGATE_EXCEPTIONS"] = False
-    return app
-
-
 def test_stats_group_by_route_and_method(routed, timer, client):
     """Distinct paths of one rule share a row; unmatched requests get one row per method."""
+    routed.config["PROPAGATE_EXCEPTIONS"] = False
     for n in range(5):
         client.get(f"/items/{n}")
     client.get("/nope/1")
@@ -50,6 +36,7 @@ def test_stats_group_by_route_and_method(routed, timer, client):
 
 def test_stats_sorted_by_total_and_resettable(routed, timer, client):
     """Snapshots are sorted by total time; reset_stats empties them."""
+    routed.config["PROPAGATE_EXCEPTIONS"] = False
     for n in range(3):
         client.get(f"/items/{n}")
     client.get("/fail")

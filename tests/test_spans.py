@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from flask import Blueprint, Flask, abort, redirect
+from flask import Blueprint, Flask
 from flask.views import MethodView
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import (
@@ -22,42 +22,13 @@ from opentelemetry.trace import SpanKind, StatusCode
 from flask_routetimer.attributes import FLASK_BLUEPRINT, FLASK_ENDPOINT
 
 
-@pytest.fixture
-def routes(app: Flask) -> Flask:
-    @app.get("/hello/<name>")
-    def hello(name: str) -> str:
-        return f"hello {name}"
-
-    @app.post("/v1/predict/")
-    def predict() -> dict[str, Any]:
-        return {"ok": True}
-
-    @app.get("/boom")
-    def boom() -> str:
-        raise ZeroDivisionError("boom")
-
-    @app.get("/teapot")
-    def teapot() -> str:
-        abort(418)
-
-    @app.get("/abort500")
-    def abort500() -> str:
-        abort(500)
-
-    @app.get("/old")
-    def old() -> Any:
-        return redirect("/hello/new")
-
-    return app
-
-
 def only(spans: list[Any]) -> Any:
     assert len(spans) == 1, [s.name for s in spans]
     return spans[0]
 
 
 class TestNamesAndAttributes:
-    def test_matched_route_is_named_by_method_and_rule(self, routes, client, server_spans):
+    def test_matched_route_is_named_by_method_and_rule(self, routed, client, server_spans):
         """A matched request's span is called `{METHOD} {rule}`, never the raw path."""
         assert client.get("/hello/ada").status_code == 200
         span = only(server_spans())
@@ -72,7 +43,7 @@ class TestNamesAndAttributes:
         assert span.attributes[FLASK_ENDPOINT] == "hello"
         assert span.status.status_code is StatusCode.UNSET
 
-    def test_standard_attributes_are_present(self, routes, client, server_spans):
+    def test_standard_attributes_are_present(self, routed, client, server_spans):
         """Client, protocol, user agent and port come from the WSGI environ."""
         client.get(
             "/hello/x",
@@ -88,7 +59,7 @@ class TestNamesAndAttributes:
         assert attrs["network.protocol.version"] == "1.1"
         assert attrs["user_agent.original"] == "probe/1.0"
 
-    def test_post_predict_route(self, routes, client, server_spans):
+    def test_post_predict_route(self, routed, client, server_spans):
         """The motivating route keeps its trailing slash in the span name."""
         client.post("/v1/predict/", json={"x": 1})
         assert only(server_spans()).name == "POST /v1/predict/"
@@ -102,24 +73,24 @@ class TestNamesAndAttributes:
             ("q=flask&page=2", "q=flask&page=2"),
         ],
     )
-    def test_query_credentials_are_redacted(self, routes, client, server_spans, query, expected):
+    def test_query_credentials_are_redacted(self, routed, client, server_spans, query, expected):
         """Sensitive query values never reach the span; other values are kept."""
         client.get(f"/hello/x?{query}")
         assert only(server_spans()).attributes[URL_QUERY] == expected
 
-    def test_no_query_attribute_without_query(self, routes, client, server_spans):
+    def test_no_query_attribute_without_query(self, routed, client, server_spans):
         """`url.query` is absent when the request has none."""
         client.get("/hello/x")
         assert URL_QUERY not in only(server_spans()).attributes
 
-    def test_unicode_path_is_percent_encoded(self, routes, client, server_spans):
+    def test_unicode_path_is_percent_encoded(self, routed, client, server_spans):
         """A non-ASCII path is recorded percent-encoded, as on the wire."""
         client.get("/hello/zoë")
         assert only(server_spans()).attributes[URL_PATH] == "/hello/zo%C3%AB"
 
 
 class TestUnmatchedAndMethods:
-    def test_404_span_is_named_by_method_only(self, routes, client, server_spans):
+    def test_404_span_is_named_by_method_only(self, routed, client, server_spans):
         """No rule matched: the span name is just the method and there is no http.route."""
         assert client.get("/nowhere/42").status_code == 404
         span = only(server_spans())
@@ -128,7 +99,7 @@ class TestUnmatchedAndMethods:
         assert span.attributes[HTTP_RESPONSE_STATUS_CODE] == 404
         assert span.status.status_code is StatusCode.UNSET
 
-    def test_405_span(self, routes, client, server_spans):
+    def test_405_span(self, routed, client, server_spans):
         """A wrong method is a 405 with no route, status left unset (client error)."""
         assert client.delete("/hello/x").status_code == 405
         span = only(server_spans())
@@ -136,7 +107,7 @@ class TestUnmatchedAndMethods:
         assert span.attributes[HTTP_RESPONSE_STATUS_CODE] == 405
         assert span.status.status_code is StatusCode.UNSET
 
-    def test_unknown_method_is_other(self, routes, client, server_spans):
+    def test_unknown_method_is_other(self, routed, client, server_spans):
         """A non-standard method becomes `_OTHER`, the span is named `HTTP`."""
         client.open("/hello/x", method="FROBNICATE")
         span = only(server_spans())
@@ -144,14 +115,14 @@ class TestUnmatchedAndMethods:
         assert span.attributes[HTTP_REQUEST_METHOD] == "_OTHER"
         assert span.attributes[HTTP_REQUEST_METHOD_ORIGINAL] == "FROBNICATE"
 
-    def test_lower_case_method_keeps_its_original_spelling(self, routes, app, server_spans):
+    def test_lower_case_method_keeps_its_original_spelling(self, routed, app, server_spans):
         """`get` is served as GET by Werkzeug; the original spelling is kept."""
         app.test_client().open("/hello/x", environ_overrides={"REQUEST_METHOD": "get"})
         span = only(server_spans())
         assert span.name == "GET /hello/<name>"
         assert span.attributes[HTTP_REQUEST_METHOD_ORIGINAL] == "get"
 
-    def test_automatic_head_and_options(self, routes, client, server_spans):
+    def test_automatic_head_and_options(self, routed, client, server_spans):
         """Flask's automatic HEAD and OPTIONS are timed under the same rule."""
         client.head("/hello/x")
         client.options("/hello/x")
@@ -159,7 +130,7 @@ class TestUnmatchedAndMethods:
 
 
 class TestErrors:
-    def test_unhandled_exception_marks_span_error_once(self, routes, app, server_spans):
+    def test_unhandled_exception_marks_span_error_once(self, routed, app, server_spans):
         """A view that raises gives a 500 span with ERROR status and one exception event."""
         app.config["PROPAGATE_EXCEPTIONS"] = False
         assert app.test_client().get("/boom").status_code == 500
@@ -171,7 +142,7 @@ class TestErrors:
         assert len(events) == 1
         assert events[0].attributes["exception.type"] == "ZeroDivisionError"
 
-    def test_propagated_exception_still_ends_span(self, routes, client, server_spans):
+    def test_propagated_exception_still_ends_span(self, routed, client, server_spans):
         """Under PROPAGATE_EXCEPTIONS (testing) the span ends at teardown without a status code."""
         with pytest.raises(ZeroDivisionError):
             client.get("/boom")
@@ -194,7 +165,7 @@ class TestErrors:
         assert span.status.status_code is StatusCode.ERROR
         assert not span.events
 
-    def test_abort_4xx_is_not_an_error(self, routes, client, server_spans):
+    def test_abort_4xx_is_not_an_error(self, routed, client, server_spans):
         """abort(418) is a client error: status unset, no exception event, span already ended."""
         assert client.get("/teapot").status_code == 418
         span = only(server_spans())
@@ -202,7 +173,7 @@ class TestErrors:
         assert span.attributes[HTTP_RESPONSE_STATUS_CODE] == 418
         assert not span.events
 
-    def test_abort_500_sets_error_type_to_status(self, routes, client, server_spans):
+    def test_abort_500_sets_error_type_to_status(self, routed, client, server_spans):
         """A 5xx without an exception is an ERROR whose error.type is the status code."""
         client.get("/abort500")
         span = only(server_spans())
@@ -228,7 +199,7 @@ class TestErrors:
         assert span.attributes[HTTP_RESPONSE_STATUS_CODE] == 422
         assert span.status.status_code is StatusCode.UNSET
 
-    def test_redirect(self, routes, client, server_spans):
+    def test_redirect(self, routed, client, server_spans):
         """A redirect is timed as its own request with its 302."""
         client.get("/old", follow_redirects=True)
         assert [(s.name, s.attributes[HTTP_RESPONSE_STATUS_CODE]) for s in server_spans()] == [
@@ -296,7 +267,7 @@ class TestFlaskFeatures:
             assert response.data == b"body {}"
         assert only(server_spans()).name == "GET /static/<path:filename>"
 
-    def test_script_name_prefix(self, routes, client, server_spans):
+    def test_script_name_prefix(self, routed, client, server_spans):
         """Mounted under a prefix: the route is the app's rule, url.path the full path."""
         client.get("/hello/x", environ_overrides={"SCRIPT_NAME": "/mounted"})
         span = only(server_spans())
@@ -316,7 +287,7 @@ class TestFlaskFeatures:
         apps[1].test_client().get("/app1")
         assert [s.name for s in server_spans()] == ["GET /app0", "GET /app1"]
 
-    def test_span_ended_before_test_client_returns(self, routes, client, exporter):
+    def test_span_ended_before_test_client_returns(self, routed, client, exporter):
         """An ordinary response's span has ended by the time client.get() returns."""
         client.get("/hello/x")
         client.get("/teapot")
