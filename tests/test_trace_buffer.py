@@ -1,13 +1,16 @@
-"""The dashboard's trace buffer: several requests of one trace stay grouped, and memory and page
-size stay bounded in total whatever ``traceparent`` clients re-use (issue 13, item 5)."""
+"""The dashboard's trace buffer: what it keeps and when it is attached to the provider; several
+requests of one trace stay grouped, and memory and page size stay bounded in total whatever
+``traceparent`` clients re-use (issue 13, item 5)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any, Callable
 
 import pytest
 from flask import Flask
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.trace import SpanContext, SpanKind
 
 from flask_routetimer import RouteTimer
@@ -87,6 +90,164 @@ def test_one_trace_cannot_grow_past_its_share(buffered):
         client.get(f"/items/{n}", headers={"traceparent": traceparent(1)})
     (record,) = RouteTimer.state(app).traces.traces()
     assert len(record.spans) == MAX_SPANS_PER_TRACE and record.dropped_spans == 20
+
+
+# --- What the buffer keeps, and when it is attached to the provider -------------------------------
+
+
+def test_trace_buffer_keeps_request_traces_with_children(routed, timer, client):
+    """The buffer holds each request's trace with the user's child spans."""
+    routed.debug = True  # the dashboard is on, so its traces are kept
+    client.get("/items/7")
+    buffer = RouteTimer.state(routed).traces
+    assert buffer.unavailable is None
+    (trace,) = buffer.traces()
+    assert [s.name for s in trace.spans] == ["GET /items/<int:item_id>", "load"]
+    assert trace.route == "/items/<int:item_id>"
+    assert buffer.get(trace.trace_id) == trace
+    assert buffer.get("not-hex") is None
+
+
+def test_trace_buffer_is_bounded(make_app):
+    """Only the last ROUTETIMER_TRACE_BUFFER traces are kept, newest first."""
+    app, _ = make_app(ROUTETIMER_TRACE_BUFFER=3, DEBUG=True)
+    app.add_url_rule("/n/<int:n>", "n", lambda n: str(n))
+    for n in range(10):
+        app.test_client().get(f"/n/{n}")
+    traces = RouteTimer.state(app).traces.traces()
+    assert [t.request_span.attributes["url.path"] for t in traces] == ["/n/9", "/n/8", "/n/7"]
+
+
+def test_background_traces_do_not_evict_requests(make_app, tracer_provider):
+    """Spans outside any request never push request traces out of the buffer."""
+    app, _ = make_app(ROUTETIMER_TRACE_BUFFER=2, DEBUG=True)
+    app.add_url_rule("/x", "x", lambda: "x")
+    app.test_client().get("/x")
+    tracer = tracer_provider.get_tracer("jobs")
+    for _ in range(50):
+        with tracer.start_as_current_span("cron"):
+            pass
+    traces = RouteTimer.state(app).traces.traces()
+    assert [t.route for t in traces] == ["/x"]
+
+
+def test_non_sdk_provider_is_explained():
+    """With a provider that is not the SDK's, the buffer says why it is empty."""
+    from opentelemetry.trace import NoOpTracerProvider
+
+    app = Flask("nosdk")
+    app.debug = True
+    RouteTimer(app, tracer_provider=NoOpTracerProvider())
+    app.add_url_rule("/x", "x", lambda: "x")
+    app.test_client().get("/x")
+    buffer = RouteTimer.state(app).traces
+    assert buffer.traces() == []
+    assert buffer.unavailable is not None and "not the OpenTelemetry SDK" in buffer.unavailable
+
+
+def test_buffer_is_attached_once_debug_is_known():
+    """``app.run(debug=True)`` turns debug on after init_app: the first request still sees it."""
+    provider = TracerProvider()
+    app = Flask("attached")
+    RouteTimer(app, tracer_provider=provider)
+    app.add_url_rule("/x", "x", lambda: "x")
+    app.debug = True
+    app.test_client().get("/x")
+    buffer = RouteTimer.state(app).traces
+    assert buffer.unavailable is None
+    assert [t.route for t in buffer.traces()] == ["/x"]
+    provider.shutdown()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"ROUTETIMER_DASHBOARD": False, "DEBUG": True},
+        {"ROUTETIMER_TRACE_BUFFER": 0, "DEBUG": True},
+    ],
+    ids=["dashboard-off-outside-debug", "dashboard-disabled", "buffer-size-0"],
+)
+def test_no_buffer_when_nobody_can_read_it(make_app, tracer_provider, config):
+    """With the dashboard off, no span passes through the buffer, and it says how to get one."""
+    app, _ = make_app(**config)
+    app.add_url_rule("/x", "x", lambda: "x")
+    app.test_client().get("/x")
+    buffer = RouteTimer.state(app).traces
+    assert buffer.traces() == []
+    assert buffer.unavailable is not None and "ROUTETIMER_DASHBOARD" in buffer.unavailable
+    assert buffer not in tracer_provider._active_span_processor._span_processors
+
+
+def test_opening_the_dashboard_first_attaches_the_buffer(make_app, tracer_provider):
+    """The dashboard opened before any timed request keeps the traces that follow."""
+    app, _ = make_app(DEBUG=True)
+    app.add_url_rule("/x", "x", lambda: "x")
+    client = app.test_client()
+    assert client.get("/_routetimer/").status_code == 200
+    assert RouteTimer.state(app).traces.unavailable is None
+    client.get("/x")
+    assert [t.route for t in RouteTimer.state(app).traces.traces()] == ["/x"]
+
+
+def test_timed_block_outside_a_request_is_not_a_request_trace(make_app):
+    """Our own INTERNAL spans without a request method (``timed()``) never fill the buffer."""
+    app, timer = make_app(ROUTETIMER_TRACE_BUFFER=2, DEBUG=True)
+    app.add_url_rule("/x", "x", lambda: "x")
+    app.test_client().get("/x")
+    for _ in range(5):
+        with timer.timed("job"):
+            pass
+    assert [t.route for t in RouteTimer.state(app).traces.traces()] == ["/x"]
+
+
+def test_child_ending_after_its_request_joins_the_trace(make_app, tracer_provider):
+    """A span that outlives its request (a thread it started) still lands in its trace."""
+    app, _ = make_app(DEBUG=True)
+    tracer = tracer_provider.get_tracer("worker")
+    late = []
+
+    @app.get("/spawn")
+    def spawn() -> str:
+        late.append(tracer.start_span("background write"))
+        return "ok"
+
+    app.test_client().get("/spawn")
+    late[0].end()
+    (trace,) = RouteTimer.state(app).traces.traces()
+    assert [s.name for s in trace.spans] == ["GET /spawn", "background write"]
+
+
+def test_concurrent_first_requests_attach_the_buffer_once(make_app, tracer_provider):
+    """Many threads serving the first requests at once: one span processor, no duplicate spans."""
+    app, _ = make_app(DEBUG=True)
+    app.add_url_rule("/x", "x", lambda: "x")
+    state = RouteTimer.state(app)
+    barrier = threading.Barrier(8)
+
+    class SlowToAnswer:
+        """The app as the decision sees it, slow to say whether debug is on: a wide window
+        between checking "decided?" and deciding."""
+
+        @property
+        def debug(self) -> bool:
+            time.sleep(0.01)
+            return True
+
+    def first() -> None:
+        barrier.wait(timeout=10)
+        state.decide_trace_buffer(SlowToAnswer())  # type: ignore[arg-type]
+
+    threads = [threading.Thread(target=first) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    processors = tracer_provider._active_span_processor._span_processors
+    assert sum(processor is state.traces for processor in processors) == 1
+    app.test_client().get("/x")
+    (trace,) = state.traces.traces()
+    assert len(trace.spans) == 1
 
 
 # --- The buffer on its own --------------------------------------------------------------------
