@@ -1,4 +1,4 @@
-"""Opt-in header capture, credential redaction, and Timing-Allow-Origin next to Server-Timing."""
+"""Opt-in header capture and credential redaction in captured headers."""
 
 from __future__ import annotations
 
@@ -163,33 +163,6 @@ def test_bad_values_raise_at_init_app(key, value, message):
     app.config[key] = value
     with pytest.raises(ConfigError, match=f"{key} .*{re.escape(message)}"):
         RouteTimer(app)
-
-
-@pytest.mark.parametrize(
-    "origin, sent",
-    [
-        (None, None),
-        ("*", "*"),
-        ("https://a.example", "https://a.example"),
-        (["https://a.example", "https://b.example"], "https://a.example, https://b.example"),
-    ],
-)
-def test_timing_allow_origin_goes_with_server_timing(make_app, origin, sent):
-    """Timing-Allow-Origin is sent only when configured, and only next to Server-Timing."""
-    app, _ = make_app(ROUTETIMER_SERVER_TIMING=True, ROUTETIMER_TIMING_ALLOW_ORIGIN=origin)
-    app.add_url_rule("/", "index", lambda: "ok")
-    response = app.test_client().get("/")
-    assert response.headers.get("Server-Timing", "").startswith("app;dur=")
-    assert response.headers.get("Timing-Allow-Origin") == sent
-
-
-def test_no_timing_headers_outside_debug(make_app):
-    """Outside debug mode, neither Server-Timing nor Timing-Allow-Origin is sent by default."""
-    app, _ = make_app(ROUTETIMER_TIMING_ALLOW_ORIGIN="*")
-    app.add_url_rule("/", "index", lambda: "ok")
-    response = app.test_client().get("/")
-    assert "Server-Timing" not in response.headers
-    assert "Timing-Allow-Origin" not in response.headers
 
 
 def test_header_patterns_each_work_alone(make_header_app, server_spans):
