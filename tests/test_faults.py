@@ -1,19 +1,16 @@
-"""Faults in what the extension calls (providers, receivers, bodies) never change a response."""
+"""Faults in what the extension calls (providers, meters, receivers) never change a response."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask, Response, stream_with_context
+from flask import Flask, Response
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 
 from flask_routetimer import RouteTimer, RouteTiming, request_timed
-from flask_routetimer.request_span import BODY_INCOMPLETE
 
 LOGGER = "flask_routetimer"
 
@@ -172,70 +169,6 @@ def test_provider_raising_at_construction_is_a_construction_error():
 
     with pytest.raises(RuntimeError, match="cannot make a tracer"):
         RouteTimer(tracer_provider=Unusable())
-
-
-@pytest.fixture
-def stream_app(app: Flask) -> Flask:
-    def chunks(fail: bool) -> Iterator[str]:
-        yield "first\n"
-        if fail:
-            raise OSError("backend went away")
-        yield "second\n"
-
-    @app.get("/stream/<int:fail>")
-    def stream(fail: int) -> Response:
-        return Response(chunks(bool(fail)), mimetype="text/plain")
-
-    @app.get("/context")
-    def context() -> Response:
-        return Response(stream_with_context(chunks(False)), mimetype="text/plain")
-
-    @app.get("/empty")
-    def empty() -> Response:
-        return Response(iter(()), status=204)
-
-    return app
-
-
-@pytest.mark.parametrize("path", ["/stream/0", "/context"])
-def test_complete_body_has_no_incomplete_mark(stream_app, server_spans, path):
-    """A streamed body read to its end is not marked incomplete."""
-    with stream_app.test_client().get(path) as response:
-        assert response.get_data() == b"first\nsecond\n"
-    (span,) = server_spans()
-    assert BODY_INCOMPLETE not in span.attributes
-
-
-@pytest.mark.parametrize("path", ["/stream/0", "/context"])
-def test_body_cut_short_is_marked(stream_app, server_spans, path):
-    """The server closing a streamed body before its end marks the span, which ends once."""
-    response = stream_app.test_client().get(path)
-    assert next(response.response) == b"first\n"
-    response.close()
-    response.close()
-    (span,) = server_spans()
-    assert span.attributes[BODY_INCOMPLETE] is True
-    assert span.status.status_code is trace.StatusCode.UNSET  # not an error of the app
-
-
-def test_body_that_raises_is_an_error(stream_app, server_spans):
-    """A generator raising mid-body makes the span an error with error.type."""
-    response = stream_app.test_client().get("/stream/1")
-    assert next(response.response) == b"first\n"
-    with pytest.raises(OSError, match="backend went away"):
-        next(response.response)
-    response.close()
-    (span,) = server_spans()
-    assert span.attributes[ERROR_TYPE] == "OSError"
-    assert span.status.status_code is trace.StatusCode.ERROR
-    assert [e.name for e in span.events] == ["exception"]
-
-
-def test_head_and_204_are_not_incomplete(stream_app, server_spans):
-    """HEAD and no-content responses send no body, so nothing is cut short."""
-    stream_app.test_client().head("/stream/0").close()
-    stream_app.test_client().get("/empty").close()
-    assert [BODY_INCOMPLETE in s.attributes for s in server_spans()] == [False, False]
 
 
 def test_sdk_provider_shut_down_mid_flight(server_spans):

@@ -1,4 +1,5 @@
-"""Streamed bodies are timed to their last byte, and every span ends exactly once."""
+"""Streamed bodies are timed to their last byte and to their first; a body cut short or raising
+is marked; every span ends exactly once."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 from flask import Flask, Response, stream_with_context
+from opentelemetry import trace
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 from flask_routetimer import RouteTiming, request_timed
@@ -16,14 +19,39 @@ from flask_routetimer._body import TIME_TO_FIRST_BYTE, WatchedBody
 from flask_routetimer.request_span import BODY_INCOMPLETE
 
 CHUNK_DELAY = 0.05
+FIRST_CHUNK = 0.05
+LAST_CHUNK = 0.2
+
+
+def chunks() -> Iterator[str]:
+    """Three chunks, CHUNK_DELAY apart."""
+    for index in range(3):
+        time.sleep(CHUNK_DELAY)
+        yield f"chunk {index}\n"
+
+
+def paced() -> Iterator[str]:
+    """An empty chunk at once (no byte), the first byte after 50 ms, the last after 200 ms."""
+    yield ""
+    time.sleep(FIRST_CHUNK)
+    yield "first\n"
+    time.sleep(LAST_CHUNK - FIRST_CHUNK)
+    yield "last\n"
+
+
+def first_then(fail: bool) -> Iterator[str]:
+    """A first chunk, then a second one or, if ``fail``, an OSError."""
+    yield "first\n"
+    if fail:
+        raise OSError("backend went away")
+    yield "second\n"
 
 
 @pytest.fixture
 def stream_app(app: Flask) -> Flask:
-    def chunks() -> Iterator[str]:
-        for index in range(3):
-            time.sleep(CHUNK_DELAY)
-            yield f"chunk {index}\n"
+    """The ``app`` fixture with streamed views: slow chunks, paced chunks (for time to first
+    byte), a body that may raise, each plain and under ``stream_with_context``; and views sending
+    no streamed byte (204, 304, buffered, empty chunks)."""
 
     @app.get("/plain")
     def plain() -> Response:
@@ -32,6 +60,39 @@ def stream_app(app: Flask) -> Flask:
     @app.get("/with-context")
     def with_context() -> Response:
         return Response(stream_with_context(chunks()), mimetype="text/plain")
+
+    @app.get("/paced")
+    def paced_view() -> Response:
+        return Response(paced(), mimetype="text/plain")
+
+    @app.get("/paced-context")
+    def paced_context() -> Response:
+        return Response(stream_with_context(paced()), mimetype="text/plain")
+
+    @app.get("/stream/<int:fail>")
+    def stream(fail: int) -> Response:
+        return Response(first_then(bool(fail)), mimetype="text/plain")
+
+    @app.get("/context")
+    def context() -> Response:
+        return Response(stream_with_context(first_then(False)), mimetype="text/plain")
+
+    @app.get("/buffered")
+    def buffered() -> str:
+        time.sleep(FIRST_CHUNK)
+        return "all at once"
+
+    @app.get("/silent")
+    def silent() -> Response:
+        return Response(iter(["", b""]), mimetype="text/plain")
+
+    @app.get("/empty")
+    def empty() -> Response:
+        return Response(iter(()), status=204)
+
+    @app.get("/status/<int:code>")
+    def status(code: int) -> Response:
+        return Response(paced(), status=code)
 
     return app
 
@@ -78,59 +139,65 @@ def test_buffered_client_closes_stream(stream_app, server_spans):
     assert len(server_spans()) == 1
 
 
+# --- Bodies cut short or raising --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/stream/0", "/context"])
+def test_complete_body_has_no_incomplete_mark(stream_app, server_spans, path):
+    """A streamed body read to its end is not marked incomplete."""
+    with stream_app.test_client().get(path) as response:
+        assert response.get_data() == b"first\nsecond\n"
+    (span,) = server_spans()
+    assert BODY_INCOMPLETE not in span.attributes
+
+
+@pytest.mark.parametrize("path", ["/stream/0", "/context"])
+def test_body_cut_short_is_marked(stream_app, server_spans, path):
+    """The server closing a streamed body before its end marks the span, which ends once."""
+    response = stream_app.test_client().get(path)
+    assert next(response.response) == b"first\n"
+    response.close()
+    response.close()
+    (span,) = server_spans()
+    assert span.attributes[BODY_INCOMPLETE] is True
+    assert span.status.status_code is trace.StatusCode.UNSET  # not an error of the app
+
+
+def test_body_that_raises_is_an_error(stream_app, server_spans):
+    """A generator raising mid-body makes the span an error with error.type."""
+    response = stream_app.test_client().get("/stream/1")
+    assert next(response.response) == b"first\n"
+    with pytest.raises(OSError, match="backend went away"):
+        next(response.response)
+    response.close()
+    (span,) = server_spans()
+    assert span.attributes[ERROR_TYPE] == "OSError"
+    assert span.status.status_code is trace.StatusCode.ERROR
+    assert [e.name for e in span.events] == ["exception"]
+
+
+def test_head_and_204_are_not_incomplete(stream_app, server_spans):
+    """HEAD and no-content responses send no body, so nothing is cut short."""
+    stream_app.test_client().head("/stream/0").close()
+    stream_app.test_client().get("/empty").close()
+    assert [BODY_INCOMPLETE in s.attributes for s in server_spans()] == [False, False]
+
+
 # --- Time to first byte -----------------------------------------------------------------------
 
-FIRST_CHUNK = 0.05
-LAST_CHUNK = 0.2
-
-
-def paced() -> Iterator[str]:
-    """An empty chunk at once (no byte), the first byte after 50 ms, the last after 200 ms."""
-    yield ""
-    time.sleep(FIRST_CHUNK)
-    yield "first\n"
-    time.sleep(LAST_CHUNK - FIRST_CHUNK)
-    yield "last\n"
-
 
 @pytest.fixture
-def ttfb_app(app: Flask) -> Flask:
-    @app.get("/paced")
-    def paced_view() -> Response:
-        return Response(paced(), mimetype="text/plain")
-
-    @app.get("/paced-context")
-    def paced_context() -> Response:
-        return Response(stream_with_context(paced()), mimetype="text/plain")
-
-    @app.get("/buffered")
-    def buffered() -> str:
-        time.sleep(FIRST_CHUNK)
-        return "all at once"
-
-    @app.get("/silent")
-    def silent() -> Response:
-        return Response(iter(["", b""]), mimetype="text/plain")
-
-    @app.get("/status/<int:code>")
-    def status(code: int) -> Response:
-        return Response(paced(), status=code)
-
-    return app
-
-
-@pytest.fixture
-def timings(ttfb_app: Flask) -> Iterator[list[RouteTiming]]:
+def timings(stream_app: Flask) -> Iterator[list[RouteTiming]]:
     received: list[RouteTiming] = []
-    with request_timed.connected_to(lambda sender, timing: received.append(timing), ttfb_app):
+    with request_timed.connected_to(lambda sender, timing: received.append(timing), stream_app):
         yield received
 
 
 @pytest.mark.parametrize("path", ["/paced", "/paced-context"])
-def test_time_to_first_byte_of_a_stream(ttfb_app, timer, server_spans, timings, path):
+def test_time_to_first_byte_of_a_stream(stream_app, timer, server_spans, timings, path):
     """First byte after 50 ms, last after 200 ms: TTFB near 50 ms on the span, in the signal and
     in the route statistics; the duration still covers the whole body."""
-    with ttfb_app.test_client().get(path) as response:
+    with stream_app.test_client().get(path) as response:
         assert response.get_data(as_text=True) == "first\nlast\n"
     (span,) = server_spans()
     ttfb = span.attributes[TIME_TO_FIRST_BYTE]
@@ -139,16 +206,16 @@ def test_time_to_first_byte_of_a_stream(ttfb_app, timer, server_spans, timings, 
     (timing,) = timings
     assert timing.time_to_first_byte == ttfb
     assert timing.duration >= LAST_CHUNK
-    (row,) = timer.stats(ttfb_app).routes
+    (row,) = timer.stats(stream_app).routes
     assert row.ttfb_count == 1
     for quantile in (row.ttfb_p50, row.ttfb_p95, row.ttfb_p99):
         assert quantile == pytest.approx(ttfb, rel=0.02)
     assert row.p50 >= LAST_CHUNK
 
 
-def test_client_gone_after_the_first_byte_keeps_its_ttfb(ttfb_app, server_spans, timings):
+def test_client_gone_after_the_first_byte_keeps_its_ttfb(stream_app, server_spans, timings):
     """A client that disconnects after the first chunk: the body is incomplete, TTFB is known."""
-    response = ttfb_app.test_client().get("/paced")
+    response = stream_app.test_client().get("/paced")
     assert [next(response.response), next(response.response)] == [b"", b"first\n"]
     response.close()
     (span,) = server_spans()
@@ -157,9 +224,9 @@ def test_client_gone_after_the_first_byte_keeps_its_ttfb(ttfb_app, server_spans,
     assert timings[0].time_to_first_byte == span.attributes[TIME_TO_FIRST_BYTE]
 
 
-def test_client_gone_before_the_first_byte_reports_none(ttfb_app, server_spans, timings):
+def test_client_gone_before_the_first_byte_reports_none(stream_app, server_spans, timings):
     """Only an empty chunk went out before the client left: no byte, so no TTFB."""
-    response = ttfb_app.test_client().get("/paced")
+    response = stream_app.test_client().get("/paced")
     assert next(response.response) == b""
     response.close()
     (span,) = server_spans()
@@ -177,14 +244,14 @@ def test_client_gone_before_the_first_byte_reports_none(ttfb_app, server_spans, 
         ("GET", "/silent"),  # streamed, but every chunk is empty
     ],
 )
-def test_no_ttfb_without_a_streamed_byte(ttfb_app, timer, server_spans, timings, method, path):
+def test_no_ttfb_without_a_streamed_byte(stream_app, timer, server_spans, timings, method, path):
     """HEAD, 204, 304, ordinary and empty bodies report no time to first byte anywhere."""
-    with ttfb_app.test_client().open(path, method=method) as response:
+    with stream_app.test_client().open(path, method=method) as response:
         response.get_data()
     (span,) = server_spans()
     assert TIME_TO_FIRST_BYTE not in span.attributes
     assert timings[0].time_to_first_byte is None
-    (row,) = timer.stats(ttfb_app).routes
+    (row,) = timer.stats(stream_app).routes
     assert (row.ttfb_count, row.ttfb_p50, row.ttfb_p95, row.ttfb_p99) == (0, None, None, None)
     assert row.to_dict()["ttfb_p50"] is None
 

@@ -92,7 +92,7 @@ def test_one_trace_cannot_grow_past_its_share(buffered):
     assert len(record.spans) == MAX_SPANS_PER_TRACE and record.dropped_spans == 20
 
 
-# --- What the buffer keeps, and when it is attached to the provider -------------------------------
+# --- What the buffer keeps, and when it is attached to the provider ---------------------------
 
 
 def test_trace_buffer_keeps_request_traces_with_children(routed, timer, client):
