@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from flask import Flask, Response
+from flask import Response
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from flask_routetimer import ConfigError, RouteTimer
 from flask_routetimer.attributes import MAX_VALUE_LENGTH
 from flask_routetimer.headers import MAX_HEADERS
 
@@ -142,27 +139,6 @@ def test_captured_values_and_counts_are_bounded(make_header_app, server_spans):
     captured = {k: v for k, v in span_attributes(server_spans).items() if ".header." in k}
     assert len(captured) <= MAX_HEADERS
     assert all(len(value) <= MAX_VALUE_LENGTH for values in captured.values() for value in values)
-
-
-@pytest.mark.parametrize(
-    "key, value, message",
-    [
-        ("ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST", 3, "must be a list of header names"),
-        ("ROUTETIMER_CAPTURE_HEADERS_SERVER_RESPONSE", ["ok", None], "must be a list of header"),
-        ("ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST", ["x-(oops"], "'x-(oops', which is neither"),
-        ("ROUTETIMER_CAPTURE_HEADERS_SANITIZE", {"a": 1}, "must be a list of header names"),
-        ("ROUTETIMER_TIMING_ALLOW_ORIGIN", 1, "must be None"),
-        ("ROUTETIMER_TIMING_ALLOW_ORIGIN", [], "must be None"),
-        ("ROUTETIMER_TIMING_ALLOW_ORIGIN", "https://a.example\r\nX: y", "must be None"),
-        ("ROUTETIMER_TIMING_ALLOW_ORIGIN", ["https://a.example, *"], "must be None"),
-    ],
-)
-def test_bad_values_raise_at_init_app(key, value, message):
-    """Wrong header lists or origins are reported at init_app, naming the key."""
-    app = Flask("bad")
-    app.config[key] = value
-    with pytest.raises(ConfigError, match=f"{key} .*{re.escape(message)}"):
-        RouteTimer(app)
 
 
 def test_header_patterns_each_work_alone(make_header_app, server_spans):

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-from flask import Flask
-
-from flask_routetimer import RouteTimer
-
 
 def test_stats_group_by_route_and_method(routed, timer, client):
     """Distinct paths of one rule share a row; unmatched requests get one row per method."""
@@ -55,16 +50,3 @@ def test_route_cap_overflows_into_one_row(make_app, server_spans):
     overflow = [r for r in snapshot.routes if r.overflow]
     assert len(overflow) == 1 and overflow[0].count == 3
     assert sum(r.count for r in snapshot.routes) == 5
-
-
-@pytest.mark.parametrize(
-    "key, value", [("ROUTETIMER_MAX_ROUTES", 0), ("ROUTETIMER_TRACE_BUFFER", -1)]
-)
-def test_sizes_are_validated(key, value):
-    """Negative or zero sizes are refused at init_app, naming the key."""
-    from flask_routetimer import ConfigError
-
-    app = Flask("sizes")
-    app.config[key] = value
-    with pytest.raises(ConfigError, match=key):
-        RouteTimer(app)
