@@ -9,8 +9,8 @@ from typing import Any, Callable, Optional
 import pytest
 from flask import Flask, abort, redirect
 from flask import globals as flask_globals
+from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -92,7 +92,8 @@ def client(app: Flask) -> Any:
 @pytest.fixture
 def routed(app: Flask, timer: RouteTimer) -> Flask:
     """The ``app`` fixture with ordinary views: a greeting, a POST, an item view with a timed
-    block, a redirect, and views failing in each way (an exception, abort(418), abort(500))."""
+    block, a view returning a W3C baggage entry, a redirect, and views failing in each way (an
+    exception, abort(418), abort(500))."""
 
     @app.get("/hello/<name>")
     def hello(name: str) -> str:
@@ -106,6 +107,10 @@ def routed(app: Flask, timer: RouteTimer) -> Flask:
     def item(item_id: int) -> str:
         with timer.timed("load"):
             return str(item_id)
+
+    @app.get("/baggage/<key>")
+    def baggage_entry(key: str) -> dict[str, object]:
+        return {key: baggage.get_baggage(key)}
 
     @app.get("/old")
     def old() -> Any:
