@@ -39,19 +39,11 @@ def exporter() -> InMemorySpanExporter:
 
 
 @pytest.fixture
-def open_spans() -> OpenSpanTracker:
-    return OpenSpanTracker()
-
-
-@pytest.fixture
-def tracer_provider(
-    exporter: InMemorySpanExporter, open_spans: OpenSpanTracker
-) -> Iterator[TracerProvider]:
+def tracer_provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
+    """An SDK provider exporting to ``exporter``; ``_open_span_detector`` watches its spans."""
     provider = TracerProvider()
-    provider.add_span_processor(open_spans)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield provider
-    assert not open_spans.open, f"spans started and never ended: {open_spans.open}"
     provider.shutdown()
 
 

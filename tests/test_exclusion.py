@@ -6,10 +6,12 @@ import pytest
 from flask import Flask
 from flask.views import MethodView
 
-from flask_routetimer import ConfigError, request_timed
+from flask_routetimer import ConfigError, RouteTimer, request_timed
 
 
-def add_routes(app: Flask, timer) -> None:  # type: ignore[no-untyped-def]
+def add_routes(app: Flask, timer: RouteTimer) -> None:
+    """An exempt /health, and /healthz and /api/<int:n> for the exclusion patterns."""
+
     @app.get("/health")
     @timer.exempt
     def health() -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import pytest
 from flask import Flask
@@ -236,7 +236,7 @@ def test_concurrent_first_requests_attach_the_buffer_once(make_app, tracer_provi
 
     def first() -> None:
         barrier.wait(timeout=10)
-        state.decide_trace_buffer(SlowToAnswer())  # type: ignore[arg-type]
+        state.decide_trace_buffer(cast(Flask, SlowToAnswer()))
 
     threads = [threading.Thread(target=first) for _ in range(8)]
     for thread in threads:
