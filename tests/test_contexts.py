@@ -28,7 +28,9 @@ releases: list[threading.Event] = []
 
 
 @pytest.fixture
-def ctx_app(app: Flask, timer, threads) -> Flask:
+def context_app(app: Flask, timer, threads) -> Flask:
+    """The ``app`` fixture with a plain view, a view whose thread copies its request context
+    (``/copied/0`` leaves it running past the request), and one starting a plain thread."""
     releases.clear()
 
     @app.get("/ok")
@@ -79,11 +81,11 @@ def quiet(caplog: pytest.LogCaptureFixture) -> None:
 
 
 @pytest.mark.parametrize("wait", [1, 0])
-def test_copied_request_context_in_a_thread(ctx_app, server_spans, threads, caplog, wait):
+def test_copied_request_context_in_a_thread(context_app, server_spans, threads, caplog, wait):
     """A copied context used in a thread (before or after the request ends): one span, no error."""
     timings: list[RouteTiming] = []
-    with request_timed.connected_to(lambda sender, timing: timings.append(timing), ctx_app):
-        assert ctx_app.test_client().get(f"/copied/{wait}").data == b"copied"
+    with request_timed.connected_to(lambda sender, timing: timings.append(timing), context_app):
+        assert context_app.test_client().get(f"/copied/{wait}").data == b"copied"
         for release in releases:
             release.set()
         for thread in threads:
@@ -93,28 +95,28 @@ def test_copied_request_context_in_a_thread(ctx_app, server_spans, threads, capl
     quiet(caplog)
 
 
-def test_plain_thread_started_in_a_view(ctx_app, server_spans, threads, caplog):
+def test_plain_thread_started_in_a_view(context_app, server_spans, threads, caplog):
     """A thread started in a view and using the timer does not disturb the request's span."""
-    ctx_app.test_client().get("/plain-thread")
+    context_app.test_client().get("/plain-thread")
     for thread in threads:
         thread.join(5)
     assert sorted(s.name for s in server_spans()) == ["GET /plain-thread"]
     quiet(caplog)
 
 
-def test_test_request_context_without_dispatch(ctx_app, server_spans, caplog):
+def test_test_request_context_without_dispatch(context_app, server_spans, caplog):
     """A test_request_context that dispatches nothing times nothing and raises nothing."""
-    with ctx_app.test_request_context("/ok"):
-        assert current_record(ctx_app) is None
+    with context_app.test_request_context("/ok"):
+        assert current_record(context_app) is None
     assert server_spans() == []
     quiet(caplog)
 
 
-def test_full_dispatch_inside_test_request_context(ctx_app, server_spans, caplog):
+def test_full_dispatch_inside_test_request_context(context_app, server_spans, caplog):
     """Dispatching inside a test_request_context times the request once, at teardown."""
     before = trace.get_current_span()
-    with ctx_app.test_request_context("/ok"):
-        response = ctx_app.full_dispatch_request()
+    with context_app.test_request_context("/ok"):
+        response = context_app.full_dispatch_request()
         assert response.status_code == 200
         assert server_spans() == []  # ends when the context pops, like a real request
     assert [s.name for s in server_spans()] == ["GET /ok"]
@@ -122,14 +124,14 @@ def test_full_dispatch_inside_test_request_context(ctx_app, server_spans, caplog
     quiet(caplog)
 
 
-def test_debugger_preserved_context_re_pushed(ctx_app, server_spans, caplog):
+def test_debugger_preserved_context_re_pushed(context_app, server_spans, caplog):
     """The debugger's preserved contexts, pushed again (teardown runs again): no second end."""
-    ctx_app.debug = True
+    context_app.debug = True
     preserved: list[Any] = []
     environ = EnvironBuilder(path="/boom").get_environ()
     environ["werkzeug.debug.preserve_context"] = preserved.append
     with pytest.raises(RuntimeError, match="debug me"):
-        ctx_app.wsgi_app(environ, lambda *args: None)
+        context_app.wsgi_app(environ, lambda *args: None)
     assert len(preserved) == 2  # app and request context, as the debugger keeps them
     for _ in range(2):  # each console command in the debugger re-enters them
         with preserved[0], preserved[1]:
@@ -139,10 +141,10 @@ def test_debugger_preserved_context_re_pushed(ctx_app, server_spans, caplog):
     quiet(caplog)
 
 
-def test_preserve_context_on_exception_config(ctx_app, server_spans, caplog):
+def test_preserve_context_on_exception_config(context_app, server_spans, caplog):
     """PRESERVE_CONTEXT_ON_EXCEPTION with the test client: one span, nothing left attached."""
-    ctx_app.config.update(PRESERVE_CONTEXT_ON_EXCEPTION=True, PROPAGATE_EXCEPTIONS=False)
-    with ctx_app.test_client() as client:
+    context_app.config.update(PRESERVE_CONTEXT_ON_EXCEPTION=True, PROPAGATE_EXCEPTIONS=False)
+    with context_app.test_client() as client:
         assert client.get("/boom").status_code == 500
         assert client.get("/ok").status_code == 200
     assert [s.name for s in server_spans()] == ["GET /boom", "GET /ok"]

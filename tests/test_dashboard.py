@@ -49,8 +49,11 @@ def add_views(app: Flask, timer: RouteTimer) -> None:
 
 
 @pytest.fixture
-def dash(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Callable[..., tuple[Flask, Any]]:
-    """``dash(**config)`` -> (app, client): an app in debug mode with a few timed views."""
+def make_dashboard_app(
+    make_app: Callable[..., tuple[Flask, RouteTimer]],
+) -> Callable[..., tuple[Flask, Any]]:
+    """``make_dashboard_app(**config)`` -> (app, client): an app in debug mode with a few timed
+    views."""
 
     def factory(**config: Any) -> tuple[Flask, Any]:
         app, timer = make_app(PROPAGATE_EXCEPTIONS=False, **{"DEBUG": True, **config})
@@ -77,9 +80,9 @@ def get(client: Any, url: str) -> Any:
 # --- Pages ------------------------------------------------------------------------------------
 
 
-def test_routes_page_lists_each_route_with_its_numbers(dash):
+def test_routes_page_lists_each_route_with_its_numbers(make_dashboard_app):
     """The routes table shows method, route, request count, error rate and timings."""
-    app, client = dash()
+    app, client = make_dashboard_app()
     for _ in range(3):
         client.get("/items/1")
     client.get("/boom")
@@ -101,9 +104,9 @@ def test_routes_page_lists_each_route_with_its_numbers(dash):
         ("?sort=max&order=asc", ["/fast", "/slow"]),
     ],
 )
-def test_routes_table_sorts_by_query_string(dash, query, expected):
+def test_routes_table_sorts_by_query_string(make_dashboard_app, query, expected):
     """?sort= and ?order= choose the column and direction; total time descending by default."""
-    app, client = dash()
+    app, client = make_dashboard_app()
     state = RouteTimer.state(app)
     state.stats.record("GET", "/slow", 0.5, False)
     for _ in range(3):
@@ -111,9 +114,9 @@ def test_routes_table_sorts_by_query_string(dash, query, expected):
     assert routes_in_table(client.get(f"/_routetimer/{query}").text) == expected
 
 
-def test_route_page_has_a_histogram_and_slowest_traces(dash):
+def test_route_page_has_a_histogram_and_slowest_traces(make_dashboard_app):
     """One route's page plots its histogram as SVG and lists its traces slowest first."""
-    app, client = dash()
+    app, client = make_dashboard_app()
     client.get("/items/1")
     client.get("/items/2")
     response = client.get(
@@ -125,27 +128,27 @@ def test_route_page_has_a_histogram_and_slowest_traces(dash):
     assert "/items/1" in response.text and "/items/2" in response.text
 
 
-def test_route_page_for_requests_without_a_route(dash):
+def test_route_page_for_requests_without_a_route(make_dashboard_app):
     """Without a route parameter the page shows requests that matched no URL rule."""
-    app, client = dash()
+    app, client = make_dashboard_app()
     client.get("/no/such/page")
     response = client.get("/_routetimer/route?method=GET")
     assert response.status_code == 200
     assert "(no matching route)" in response.text and "/no/such/page" in response.text
 
 
-def test_unknown_route_or_trace_is_404_with_an_explanation(dash):
+def test_unknown_route_or_trace_is_404_with_an_explanation(make_dashboard_app):
     """A route never seen, or a trace not in the buffer, is a 404 page that says why."""
-    app, client = dash()
+    app, client = make_dashboard_app()
     response = client.get("/_routetimer/route?method=GET&route=/nope")
     assert response.status_code == 404 and "No requests recorded" in response.text
     response = client.get("/_routetimer/trace/" + "ab" * 16)
     assert response.status_code == 404 and "not in the buffer" in response.text
 
 
-def test_trace_page_draws_a_waterfall_of_nested_spans(dash):
+def test_trace_page_draws_a_waterfall_of_nested_spans(make_dashboard_app):
     """The trace page lists the request span, then its child one level deeper, with bars."""
-    app, client = dash()
+    app, client = make_dashboard_app()
     client.get("/items/7")
     (trace_id,) = trace_ids(client.get("/_routetimer/").text)
     html = client.get(f"/_routetimer/trace/{trace_id}").text
@@ -157,9 +160,9 @@ def test_trace_page_draws_a_waterfall_of_nested_spans(dash):
     assert len(bars) == 2 and bars[0] == ("0.000", "100.000")
 
 
-def test_pages_say_when_traces_are_unavailable(dash):
+def test_pages_say_when_traces_are_unavailable(make_dashboard_app):
     """Without an SDK tracer provider, pages explain it instead of showing an empty list."""
-    app, client = dash()
+    app, client = make_dashboard_app()
     client.get("/items/1")
     RouteTimer.state(app).traces.unavailable = "No OpenTelemetry tracer provider is configured yet."
     for url in ("/_routetimer/", "/_routetimer/route?method=GET&route=/items/<int:id>"):
@@ -171,9 +174,9 @@ def test_pages_say_when_traces_are_unavailable(dash):
 # --- JSON -------------------------------------------------------------------------------------
 
 
-def test_api_stats_is_the_snapshot_and_can_omit_buckets(dash):
+def test_api_stats_is_the_snapshot_and_can_omit_buckets(make_dashboard_app):
     """/api/stats returns StatsSnapshot.to_dict(); ?buckets=0 drops the histogram buckets."""
-    app, client = dash()
+    app, client = make_dashboard_app()
     client.get("/items/1")
     data = client.get("/_routetimer/api/stats").json
     assert data == RouteTimer.state(app).stats.snapshot().to_dict()
@@ -182,9 +185,9 @@ def test_api_stats_is_the_snapshot_and_can_omit_buckets(dash):
     assert "buckets" not in lean["routes"][0] and lean["routes"][0]["count"] == 1
 
 
-def test_api_trace_has_ids_parents_offsets_and_events(dash):
+def test_api_trace_has_ids_parents_offsets_and_events(make_dashboard_app):
     """/api/traces/<id> gives each span hex ids, its parent, kind, status, timing and events."""
-    app, client = dash()
+    app, client = make_dashboard_app()
     client.get("/boom")
     (trace_id,) = trace_ids(client.get("/_routetimer/").text)
     data = client.get(f"/_routetimer/api/traces/{trace_id}").json
@@ -199,9 +202,9 @@ def test_api_trace_has_ids_parents_offsets_and_events(dash):
     assert event["attributes"]["exception.message"] == XSS
 
 
-def test_api_trace_child_points_to_its_parent(dash):
+def test_api_trace_child_points_to_its_parent(make_dashboard_app):
     """A child span's parent_id is the request span's id and its depth is 1."""
-    app, client = dash()
+    app, client = make_dashboard_app()
     client.get("/items/1")
     (trace_id,) = trace_ids(client.get("/_routetimer/").text)
     root, child = client.get(f"/_routetimer/api/traces/{trace_id}").json["spans"]
@@ -243,7 +246,7 @@ def test_forced_on_without_auth_closes_when_debug_goes_off(make_app):
 
 
 @pytest.mark.parametrize("url", DASHBOARD_URLS)
-def test_auth_refusal_is_403_everywhere(dash, url):
+def test_auth_refusal_is_403_everywhere(make_dashboard_app, url):
     """ROUTETIMER_DASHBOARD_AUTH returning False gives 403 on pages, API and static files."""
     calls: list[str] = []
 
@@ -251,14 +254,14 @@ def test_auth_refusal_is_403_everywhere(dash, url):
         calls.append(url)
         return False
 
-    app, client = dash(ROUTETIMER_DASHBOARD=True, ROUTETIMER_DASHBOARD_AUTH=refuse)
+    app, client = make_dashboard_app(ROUTETIMER_DASHBOARD=True, ROUTETIMER_DASHBOARD_AUTH=refuse)
     assert get(client, url).status_code == 403
     assert calls == [url]
 
 
-def test_auth_is_asked_on_every_request(dash):
+def test_auth_is_asked_on_every_request(make_dashboard_app):
     """The auth function sees each request, so it can allow some and refuse others."""
-    app, client = dash(ROUTETIMER_DASHBOARD_AUTH=lambda: "allow" in request.args)
+    app, client = make_dashboard_app(ROUTETIMER_DASHBOARD_AUTH=lambda: "allow" in request.args)
     assert client.get("/_routetimer/api/stats?allow=1").status_code == 200
     assert client.get("/_routetimer/api/stats").status_code == 403
     assert get(client, "/_routetimer/static/routetimer.css?allow=1").status_code == 200
@@ -274,9 +277,9 @@ def test_auth_is_asked_on_every_request(dash):
         ("/_routetimer/api/traces/nothex", 404),
     ],
 )
-def test_every_response_carries_security_headers(dash, url, status):
+def test_every_response_carries_security_headers(make_dashboard_app, url, status):
     """Pages, static files, JSON and error responses all get the strict CSP and friends."""
-    app, client = dash()
+    app, client = make_dashboard_app()
     response = get(client, url)
     assert response.status_code == status
     csp = response.headers["Content-Security-Policy"]
@@ -286,9 +289,9 @@ def test_every_response_carries_security_headers(dash, url, status):
     assert response.headers["Referrer-Policy"] == "no-referrer"
 
 
-def test_refused_and_hidden_responses_carry_security_headers(dash, make_app):
+def test_refused_and_hidden_responses_carry_security_headers(make_dashboard_app, make_app):
     """403 and 404 answers from the gate carry the same headers."""
-    app, client = dash(ROUTETIMER_DASHBOARD_AUTH=lambda: False)
+    app, client = make_dashboard_app(ROUTETIMER_DASHBOARD_AUTH=lambda: False)
     assert "default-src 'none'" in client.get("/_routetimer/").headers["Content-Security-Policy"]
     hidden, _ = make_app(DEBUG=True)
     hidden.debug = False
@@ -296,9 +299,9 @@ def test_refused_and_hidden_responses_carry_security_headers(dash, make_app):
     assert response.status_code == 404 and "Content-Security-Policy" in response.headers
 
 
-def test_pages_have_no_inline_script_or_style(dash):
+def test_pages_have_no_inline_script_or_style(make_dashboard_app):
     """No <script>, no style attribute and no <style> block, so the CSP costs nothing."""
-    app, client = dash()
+    app, client = make_dashboard_app()
     client.get("/items/1")
     client.get("/boom")
     (*_, trace_id) = trace_ids(client.get("/_routetimer/").text)
@@ -314,9 +317,9 @@ def test_pages_have_no_inline_script_or_style(dash):
 # --- Escaping and redaction -------------------------------------------------------------------
 
 
-def test_hostile_values_are_escaped(dash):
+def test_hostile_values_are_escaped(make_dashboard_app):
     """Script tags in paths, route templates, attributes and exception messages are text."""
-    app, client = dash()
+    app, client = make_dashboard_app()
     client.get("/x/<script>alert(1)</script>", headers={"User-Agent": XSS})
     client.get("/boom")
     client.get("/items/1")
@@ -331,9 +334,9 @@ def test_hostile_values_are_escaped(dash):
     assert "RuntimeError: &lt;script&gt;" in html  # status description
 
 
-def test_sensitive_attributes_are_redacted_in_pages_and_json(dash):
+def test_sensitive_attributes_are_redacted_in_pages_and_json(make_dashboard_app):
     """Credential headers, URLs and query strings never reach the page or the JSON."""
-    app, client = dash()
+    app, client = make_dashboard_app()
     client.get("/secrets?sig=hunter2&page=1")
     (trace_id,) = trace_ids(client.get("/_routetimer/").text)
     html = client.get(f"/_routetimer/trace/{trace_id}").text
@@ -349,18 +352,18 @@ def test_sensitive_attributes_are_redacted_in_pages_and_json(dash):
 # --- The dashboard does not time itself -------------------------------------------------------
 
 
-def test_dashboard_requests_make_no_spans_or_stats(dash, spans):
+def test_dashboard_requests_make_no_spans_or_stats(make_dashboard_app, spans):
     """Browsing the dashboard adds no spans and no statistics rows."""
-    app, client = dash()
+    app, client = make_dashboard_app()
     for url in DASHBOARD_URLS:
         get(client, url)
     assert spans() == []
     assert RouteTimer.state(app).stats.snapshot().routes == ()
 
 
-def test_dashboard_url_moves_every_page(dash):
+def test_dashboard_url_moves_every_page(make_dashboard_app):
     """ROUTETIMER_DASHBOARD_URL mounts pages, API and static files under another prefix."""
-    app, client = dash(ROUTETIMER_DASHBOARD_URL="/ops/timing/")
+    app, client = make_dashboard_app(ROUTETIMER_DASHBOARD_URL="/ops/timing/")
     assert get(client, "/ops/timing/").status_code == 200
     assert get(client, "/ops/timing/api/stats").status_code == 200
     assert get(client, "/ops/timing/static/routetimer.css").status_code == 200
@@ -381,10 +384,10 @@ def test_each_app_shows_its_own_statistics(make_app):
 # --- Time to first byte -----------------------------------------------------------------------
 
 
-def test_ttfb_column_only_once_a_route_streamed(dash):
+def test_ttfb_column_only_once_a_route_streamed(make_dashboard_app):
     """The routes table has a TTFB column once some route streamed, '–' for the others; the
     route page, /api/stats and the streamed trace's waterfall show it too."""
-    app, client = dash()
+    app, client = make_dashboard_app()
 
     @app.get("/stream")
     def stream() -> Any:

@@ -33,8 +33,9 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def production(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Callable[..., Flask]:
-    """``production(auth)``: an app outside debug mode showing its dashboard behind ``auth``."""
+def make_production_app(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Callable[..., Flask]:
+    """``make_production_app(auth)``: an app outside debug mode showing its dashboard behind
+    ``auth``."""
 
     def factory(auth: Any, **config: Any) -> Flask:
         app, _ = make_app(ROUTETIMER_DASHBOARD=True, ROUTETIMER_DASHBOARD_AUTH=auth, **config)
@@ -63,10 +64,10 @@ def production(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Callable[..
     ],
     ids=["none", "wrong-password", "wrong-user", "longer", "bad-base64", "bearer", "not-utf8"],
 )
-def test_basic_auth_answers_401_with_a_challenge(production, url, headers):
+def test_basic_auth_answers_401_with_a_challenge(make_production_app, url, headers):
     """Without the right user and password every page, API and static file is a 401 that asks
     for Basic credentials, with the dashboard's security headers and nothing of its content."""
-    client = production(basic_auth(password=PASSWORD)).test_client()
+    client = make_production_app(basic_auth(password=PASSWORD)).test_client()
     response = client.get(url, headers=headers, buffered=True)
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == (
@@ -77,24 +78,24 @@ def test_basic_auth_answers_401_with_a_challenge(production, url, headers):
     assert b"routes" not in response.data.lower()
 
 
-def test_basic_auth_lets_the_right_credentials_in(production, monkeypatch):
+def test_basic_auth_lets_the_right_credentials_in(make_production_app, monkeypatch):
     """The password from ROUTETIMER_DASHBOARD_PASSWORD (or passed in) and the user name open
     the dashboard outside debug mode."""
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
-    client = production(basic_auth("ops")).test_client()
+    client = make_production_app(basic_auth("ops")).test_client()
     client.get("/x")
     response = client.get("/_routetimer/api/stats", headers=basic("ops", PASSWORD))
     assert response.status_code == 200 and response.json["routes"][0]["route"] == "/x"
     unicode_password = "pässwörd-ünïcødé-12345"
-    client = production(basic_auth("ops", unicode_password)).test_client()
+    client = make_production_app(basic_auth("ops", unicode_password)).test_client()
     assert client.get("/_routetimer/", headers=basic("ops", unicode_password)).status_code == 200
 
 
-def test_token_auth_takes_a_bearer_token(production, monkeypatch):
+def test_token_auth_takes_a_bearer_token(make_production_app, monkeypatch):
     """A bearer token from ROUTETIMER_DASHBOARD_TOKEN opens the dashboard; anything else is 401
     with a Bearer challenge."""
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
-    client = production(token_auth()).test_client()
+    client = make_production_app(token_auth()).test_client()
     assert (
         client.get("/_routetimer/", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     )
@@ -159,18 +160,18 @@ def test_the_secret_never_shows_in_repr():
         ("127.0.0.1", {"X-Forwarded-For": "127.0.0.1"}, False),
     ],
 )
-def test_loopback_only_refuses_forwarded_requests(production, remote, headers, allowed):
+def test_loopback_only_refuses_forwarded_requests(make_production_app, remote, headers, allowed):
     """Only an unforwarded request from a loopback address is let in (403 otherwise)."""
-    client = production(loopback_only).test_client()
+    client = make_production_app(loopback_only).test_client()
     response = client.get("/_routetimer/", headers=headers, environ_base={"REMOTE_ADDR": remote})
     assert response.status_code == (200 if allowed else 403)
     assert "WWW-Authenticate" not in response.headers
 
 
-def test_loopback_only_judges_the_socket_peer_behind_proxy_fix(production):
+def test_loopback_only_judges_the_socket_peer_behind_proxy_fix(make_production_app):
     """ProxyFix rewrites REMOTE_ADDR from X-Forwarded-For; a client forging 127.0.0.1 there is
     still refused."""
-    app = production(loopback_only)
+    app = make_production_app(loopback_only)
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # type: ignore[method-assign]
     response = app.test_client().get(
         "/_routetimer/",
@@ -244,13 +245,13 @@ def fetch(port: int, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
         connection.close()
 
 
-def test_behind_a_same_host_proxy(production):
+def test_behind_a_same_host_proxy(make_production_app):
     """Behind a reverse proxy on the same host every client arrives from 127.0.0.1: the old
     documented ``remote_addr`` check lets the internet in; loopback_only refuses requests the
     proxy marks as forwarded; basic_auth holds whatever the proxy does."""
-    old_docs = production(lambda: request.remote_addr in ("127.0.0.1", "::1"))
-    loopback = production(loopback_only)
-    with_basic = production(basic_auth(password=PASSWORD))
+    old_docs = make_production_app(lambda: request.remote_addr in ("127.0.0.1", "::1"))
+    loopback = make_production_app(loopback_only)
+    with_basic = make_production_app(basic_auth(password=PASSWORD))
     with serve(old_docs) as a, serve(loopback) as b, serve(with_basic) as c:
         with reverse_proxy(a, True) as to_a, reverse_proxy(b, True) as to_b:
             assert fetch(to_a, {})[0] == 200  # fails open: the reason for issue 13

@@ -47,7 +47,7 @@ def durations(captured: Captured) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def failing(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Flask:
+def fails_later_app(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Flask:
     """An app with a plain route and a route whose teardown fails (see ``break_teardown``)."""
     app, _ = make_app(PROPAGATE_EXCEPTIONS=False)
     app.add_url_rule("/ok", "ok", lambda: "ok")
@@ -103,12 +103,12 @@ HOW = ["teardown function", "receiver raising first"]
 
 
 @pytest.mark.parametrize("how", HOW)
-def test_failed_teardown_ends_the_request_and_leaks_nothing(failing, how):
+def test_failed_teardown_ends_the_request_and_leaks_nothing(fails_later_app, how):
     """The span ends with ERROR and the teardown's exception, everything counts it, and the next
     request is a root span, not a child of the dead one."""
-    break_teardown(failing, how)
-    client = failing.test_client()
-    with capture(failing) as captured:
+    break_teardown(fails_later_app, how)
+    client = fails_later_app.test_client()
+    with capture(fails_later_app) as captured:
         with raises_boom():
             client.get("/fails-later")
         assert otel_context.get_current() == otel_context.Context()
@@ -118,7 +118,7 @@ def test_failed_teardown_ends_the_request_and_leaks_nothing(failing, how):
     assert sorted(p["http.route"] for p in durations(captured)) == ["/fails-later", "/ok"]
     assert active_requests(captured) == 0
     assert [t.route for t in captured.timings] == ["/fails-later", "/ok"]
-    stats = {row.route: row for row in RouteTimer.state(failing).stats.snapshot().routes}
+    stats = {row.route: row for row in RouteTimer.state(fails_later_app).stats.snapshot().routes}
     assert stats["/fails-later"].count == 1
     if MERGED_CONTEXTS and how == "teardown function":
         assert dead.attributes["http.response.status_code"] == 200  # all Flask lets us see
@@ -132,14 +132,14 @@ def test_failed_teardown_ends_the_request_and_leaks_nothing(failing, how):
     assert [event.attributes["exception.type"] for event in dead.events] == [expected]
 
 
-def test_stale_request_is_ended_by_the_next_one(failing):
+def test_stale_request_is_ended_by_the_next_one(fails_later_app):
     """When even the app context's teardown misses us, the next request in the same thread ends
     the stale request before it starts, so it cannot become its parent."""
-    lifecycle = lifecycle_of(failing)
-    before_ours(failing, flask_signals.request_tearing_down, lifecycle.on_teardown)
-    before_ours(failing, flask_signals.appcontext_tearing_down, lifecycle.on_context_end)
-    client = failing.test_client()
-    with capture(failing) as captured:
+    lifecycle = lifecycle_of(fails_later_app)
+    before_ours(fails_later_app, flask_signals.request_tearing_down, lifecycle.on_teardown)
+    before_ours(fails_later_app, flask_signals.appcontext_tearing_down, lifecycle.on_context_end)
+    client = fails_later_app.test_client()
+    with capture(fails_later_app) as captured:
         with raises_boom():
             client.get("/fails-later")
         assert captured.spans == []  # nothing could end it yet
@@ -154,14 +154,14 @@ def test_stale_request_is_ended_by_the_next_one(failing):
     assert active_requests(captured) == 0
 
 
-def test_failed_teardown_under_a_single_threaded_server(failing):
+def test_failed_teardown_under_a_single_threaded_server(fails_later_app):
     """Over a real socket, one server thread: requests after the failure are roots and ended."""
-    break_teardown(failing, "receiver raising first")
-    server = make_server("127.0.0.1", 0, failing, threaded=False)
+    break_teardown(fails_later_app, "receiver raising first")
+    server = make_server("127.0.0.1", 0, fails_later_app, threaded=False)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     import http.client
 
-    with capture(failing) as captured:
+    with capture(fails_later_app) as captured:
         thread.start()
         try:
             statuses = []
@@ -182,13 +182,13 @@ def test_failed_teardown_under_a_single_threaded_server(failing):
     ]
 
 
-def test_request_started_receiver_raising_first_is_still_timed(failing):
+def test_request_started_receiver_raising_first_is_still_timed(fails_later_app):
     """Another extension's request_started receiver raising before ours: the 500 is timed."""
-    lifecycle = lifecycle_of(failing)
-    flask_signals.request_started.disconnect(lifecycle.on_started, failing)
-    with flask_signals.request_started.connected_to(raise_boom, failing):
-        with capture(failing) as captured:
-            response = failing.test_client().get("/ok")
+    lifecycle = lifecycle_of(fails_later_app)
+    flask_signals.request_started.disconnect(lifecycle.on_started, fails_later_app)
+    with flask_signals.request_started.connected_to(raise_boom, fails_later_app):
+        with capture(fails_later_app) as captured:
+            response = fails_later_app.test_client().get("/ok")
     assert response.status_code == 500
     (span,) = captured.spans
     assert span.name == "GET /ok" and span.attributes["http.response.status_code"] == 500
@@ -197,11 +197,11 @@ def test_request_started_receiver_raising_first_is_still_timed(failing):
     assert active_requests(captured) == 0
 
 
-def test_after_request_raising_is_recorded_as_the_500_sent(failing):
+def test_after_request_raising_is_recorded_as_the_500_sent(fails_later_app):
     """An after_request function raising: the client gets 500, and so do span and metric."""
-    failing.after_request(raise_boom)
-    with capture(failing) as captured:
-        response = failing.test_client().get("/ok")
+    fails_later_app.after_request(raise_boom)
+    with capture(fails_later_app) as captured:
+        response = fails_later_app.test_client().get("/ok")
     assert response.status_code == 500
     (span,) = captured.spans
     assert span.attributes["http.response.status_code"] == 500

@@ -37,7 +37,10 @@ CREDENTIAL_KEYS = [
 
 
 @pytest.fixture
-def traced(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Callable[..., Flask]:
+def make_credential_app(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Callable[..., Flask]:
+    """``make_credential_app(**config)``: an app in debug mode whose /p view makes a child span
+    with credentials in its URL."""
+
     def factory(**config: Any) -> Flask:
         app, timer = make_app(**{"DEBUG": True, **config})  # the dashboard on: traces kept
 
@@ -52,10 +55,10 @@ def traced(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Callable[..., F
     return factory
 
 
-def test_default_credential_parameters_never_reach_the_span(traced, server_spans):
+def test_default_credential_parameters_never_reach_the_span(make_credential_app, server_spans):
     """Every credential name of the default list, in any case or percent-encoding, is REDACTED;
     other parameters are kept as sent."""
-    app = traced()
+    app = make_credential_app()
     query = "&".join(f"{key}={SECRET}" for key in CREDENTIAL_KEYS) + "&page=2&q=a+b"
     app.test_client().get(f"/p?{query}")
     (span,) = server_spans()
@@ -66,10 +69,10 @@ def test_default_credential_parameters_never_reach_the_span(traced, server_spans
     assert "%73ig=REDACTED" in shown  # the key stays as sent
 
 
-def test_added_names_apply_to_spans_pages_and_json(traced, server_spans):
+def test_added_names_apply_to_spans_pages_and_json(make_credential_app, server_spans):
     """ROUTETIMER_REDACT_QUERY_PARAMS adds names; spans, the trace page and the JSON API all
     hide them, and the defaults stay."""
-    app = traced(ROUTETIMER_REDACT_QUERY_PARAMS="OTP, ticket")
+    app = make_credential_app(ROUTETIMER_REDACT_QUERY_PARAMS="OTP, ticket")
     client = app.test_client()
     client.get(f"/p?otp={SECRET}&Ticket={SECRET}&token={SECRET}&page=2")
     (span,) = server_spans()

@@ -46,8 +46,9 @@ def parent_of(span: ReadableSpan) -> int:
 
 
 @pytest.fixture
-def make_site(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Callable[..., Flask]:
-    """An app with templates in memory and a few rendering views; ``make_site(**config)``."""
+def make_template_app(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Callable[..., Flask]:
+    """``make_template_app(**config)``: an app with templates in memory and a few rendering
+    views."""
 
     def factory(**config: Any) -> Flask:
         app, timer = make_app(**config)
@@ -100,13 +101,13 @@ def make_site(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Callable[...
 
 
 @pytest.fixture
-def site(make_site: Callable[..., Flask]) -> Flask:
-    return make_site(PROPAGATE_EXCEPTIONS=False)
+def template_app(make_template_app: Callable[..., Flask]) -> Flask:
+    return make_template_app(PROPAGATE_EXCEPTIONS=False)
 
 
-def test_render_is_an_internal_child_span(site, spans):
+def test_render_is_an_internal_child_span(template_app, spans):
     """``render <name>``: INTERNAL, the template name as attribute, a child of the request."""
-    assert site.test_client().get("/page").data == b"<h1>Hello</h1>"
+    assert template_app.test_client().get("/page").data == b"<h1>Hello</h1>"
     named = by_name(spans())
     render, request = named["render page.html"], named["GET /page"]
     assert render.kind is SpanKind.INTERNAL
@@ -117,16 +118,16 @@ def test_render_is_an_internal_child_span(site, spans):
     assert request.start_time <= render.start_time <= render.end_time <= request.end_time
 
 
-def test_render_template_string_is_render_string(site, spans):
+def test_render_template_string_is_render_string(template_app, spans):
     """A template made from a string has no name: its span is ``render <string>``."""
-    assert site.test_client().get("/string").data == b"<b>2</b>"
+    assert template_app.test_client().get("/string").data == b"<b>2</b>"
     render = by_name(spans())["render <string>"]
     assert render.attributes == {TEMPLATE_NAME: "<string>"}
 
 
-def test_nested_renders_nest(site, spans):
+def test_nested_renders_nest(template_app, spans):
     """A render made while another renders is that render's child, inside its time."""
-    assert site.test_client().get("/nested").data == b"<main><p>inner</p></main>"
+    assert template_app.test_client().get("/nested").data == b"<main><p>inner</p></main>"
     named = by_name(spans())
     outer, inner = named["render outer.html"], named["render inner.html"]
     assert parent_of(outer) == named["GET /nested"].context.span_id
@@ -134,17 +135,17 @@ def test_nested_renders_nest(site, spans):
     assert outer.start_time <= inner.start_time <= inner.end_time <= outer.end_time
 
 
-def test_render_in_a_timed_block_is_its_child(site, spans):
+def test_render_in_a_timed_block_is_its_child(template_app, spans):
     """A render inside ``timer.timed`` nests under that span (the current one)."""
-    site.test_client().get("/timed")
+    template_app.test_client().get("/timed")
     named = by_name(spans())
     assert parent_of(named["render page.html"]) == named["build"].context.span_id
 
 
-def test_raising_render_ends_with_error_before_the_error_page(site, spans):
+def test_raising_render_ends_with_error_before_the_error_page(template_app, spans):
     """A render that raises ends with ERROR when Flask reports the exception; the error page's
     render is a sibling under the request, not a child of the failed one."""
-    response = site.test_client().get("/broken")
+    response = template_app.test_client().get("/broken")
     assert (response.status_code, response.data) == (500, b"<h1>Sorry</h1>")
     named = by_name(spans())
     failed, error_page = named["render broken.html"], named["render 500.html"]
@@ -157,10 +158,10 @@ def test_raising_render_ends_with_error_before_the_error_page(site, spans):
     assert request.status.status_code is StatusCode.ERROR
 
 
-def test_raising_render_caught_by_the_view_ends_with_the_request(site, spans):
+def test_raising_render_caught_by_the_view_ends_with_the_request(template_app, spans):
     """Flask sends no ``template_rendered`` and no exception: the span still ends, at the
     latest with the request, with status ERROR."""
-    assert site.test_client().get("/caught").data == b"handled by the view"
+    assert template_app.test_client().get("/caught").data == b"handled by the view"
     named = by_name(spans())
     failed, request = named["render broken.html"], named["GET /caught"]
     assert failed.status.status_code is StatusCode.ERROR
@@ -169,10 +170,10 @@ def test_raising_render_caught_by_the_view_ends_with_the_request(site, spans):
     assert failed.end_time <= request.end_time
 
 
-def test_stream_template_lasts_until_the_body_ends(site, spans):
+def test_stream_template_lasts_until_the_body_ends(template_app, spans):
     """``stream_template`` renders while the body is sent: its span ends with the last row,
     without error, after the request's teardown."""
-    with site.test_client().get("/streamed") as response:
+    with template_app.test_client().get("/streamed") as response:
         assert response.get_data(as_text=True) == "a\nb\n"
     named = by_name(spans())
     render, request = named["render rows.html"], named["GET /streamed"]
@@ -180,9 +181,9 @@ def test_stream_template_lasts_until_the_body_ends(site, spans):
     assert parent_of(render) == request.context.span_id
 
 
-def test_stream_template_cut_short_ends_with_the_request(site, spans):
+def test_stream_template_cut_short_ends_with_the_request(template_app, spans):
     """A client that leaves before the end of a streamed template: the span ends with it."""
-    response = site.test_client().get("/streamed")
+    response = template_app.test_client().get("/streamed")
     next(response.response)
     response.close()
     named = by_name(spans())
@@ -190,21 +191,21 @@ def test_stream_template_cut_short_ends_with_the_request(site, spans):
     assert "GET /streamed" in named
 
 
-def test_off_switch(make_site, spans):
+def test_off_switch(make_template_app, spans):
     """ROUTETIMER_TIME_TEMPLATES = False: the request is timed, its renders are not."""
-    app = make_site(ROUTETIMER_TIME_TEMPLATES=False)
+    app = make_template_app(ROUTETIMER_TIME_TEMPLATES=False)
     app.test_client().get("/nested")
     assert [span.name for span in spans()] == ["GET /nested"]
 
 
-def test_nothing_outside_a_timed_request(site, spans):
+def test_nothing_outside_a_timed_request(template_app, spans):
     """Renders outside a request, in an untimed request context or on an exempt route make no
     span."""
-    with site.app_context():
+    with template_app.app_context():
         assert render_template("page.html", title="x") == "<h1>x</h1>"
-    with site.test_request_context("/page"):
+    with template_app.test_request_context("/page"):
         render_template_string("{{ 1 }}")
-    client = site.test_client()
+    client = template_app.test_client()
     client.get("/exempt")
     assert spans() == []
 

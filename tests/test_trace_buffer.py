@@ -23,8 +23,8 @@ def traceparent(n: int) -> str:
 
 
 @pytest.fixture
-def buffered(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Callable[..., Flask]:
-    """``buffered(**config)``: an app in debug mode (so traces are kept) with one route."""
+def make_buffered_app(make_app: Callable[..., tuple[Flask, RouteTimer]]) -> Callable[..., Flask]:
+    """``make_buffered_app(**config)``: an app in debug mode (so traces are kept) with one route."""
 
     def factory(**config: Any) -> Flask:
         app, _ = make_app(**{"DEBUG": True, **config})
@@ -46,9 +46,9 @@ def kept(app: Flask) -> list[tuple[str, int, int]]:
     ]
 
 
-def test_requests_of_one_trace_stay_grouped(buffered):
+def test_requests_of_one_trace_stay_grouped(make_buffered_app):
     """Two requests sent with one traceparent are shown as one trace with both request spans."""
-    app = buffered()
+    app = make_buffered_app()
     client = app.test_client()
     client.get("/items/1", headers={"traceparent": traceparent(7)})
     client.get("/items/2", headers={"traceparent": traceparent(7)})
@@ -57,11 +57,13 @@ def test_requests_of_one_trace_stay_grouped(buffered):
     assert [span["attributes"]["url.path"] for span in data["spans"]] == ["/items/1", "/items/2"]
 
 
-def test_reused_trace_ids_keep_memory_and_pages_bounded(buffered):
+def test_reused_trace_ids_keep_memory_and_pages_bounded(make_buffered_app):
     """1,000 requests over 10 re-used traceparent ids, each with 16 captured 1 KB headers, keep
     at most one trace's worth of spans and text (the old buffer kept all 1,000 spans, 256 per
     trace), and no trace page grows past a few MB."""
-    app = buffered(ROUTETIMER_TRACE_BUFFER=10, ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST=["x-.*"])
+    app = make_buffered_app(
+        ROUTETIMER_TRACE_BUFFER=10, ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST=["x-.*"]
+    )
     client = app.test_client()
     headers = {f"X-Pad-{n}": "p" * 1000 for n in range(16)}
     for n in range(1000):
@@ -82,9 +84,9 @@ def test_reused_trace_ids_keep_memory_and_pages_bounded(buffered):
     print(f"\n[trace buffer] {traces} traces, {spans} spans, {text} chars; largest page {largest}")
 
 
-def test_one_trace_cannot_grow_past_its_share(buffered):
+def test_one_trace_cannot_grow_past_its_share(make_buffered_app):
     """Past MAX_SPANS_PER_TRACE requests on one trace id the rest count as dropped spans."""
-    app = buffered()
+    app = make_buffered_app()
     client = app.test_client()
     for n in range(MAX_SPANS_PER_TRACE + 20):
         client.get(f"/items/{n}", headers={"traceparent": traceparent(1)})
