@@ -3,7 +3,8 @@
 Wall or CPU time on a shared 2-core machine moves by 20-40% with the neighbours' load; the
 number of instructions a request executes does not. Each cell runs a child process under
 ``valgrind --tool=callgrind`` twice, with N and 2N requests (after the same warm-up), and reports
-``(I(2N) - I(N)) / N``: start-up and imports cancel out. Overheads are against ``bare`` on the
+``(I(2N) - I(N)) / N``: start-up and imports cancel out. A fixed ``PYTHONHASHSEED`` and
+``gc.freeze()`` after the warm-up keep runs of the same code within a fraction of a percent. Overheads are against ``bare`` on the
 same pipeline; ratios against the SDK ``floor`` (the raw SDK work a request needs) are the
 figures to compare before and after a hot-path change: run this on both commits.
 
@@ -13,6 +14,7 @@ Slow (valgrind runs Python ~50x slower): a few minutes for the default cells.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import re
 import subprocess
@@ -40,7 +42,10 @@ def serve(variant: str, pipeline_name: str, path: str, requests: int) -> None:
     def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
         return None
 
-    for count in (200, requests):
+    for index, count in enumerate((200, requests)):
+        if index:  # after the warm-up: the collector's work stays proportional to the requests
+            gc.collect()
+            gc.freeze()
         for _ in range(count):
             body = wsgi(dict(template), start_response)
             for _chunk in body:
@@ -68,7 +73,9 @@ def count(variant: str, pipeline: str, path: str, requests: int) -> int:
             path,
             str(requests),
         ]
-        subprocess.run(command, check=True, capture_output=True, timeout=1800)
+        # A fixed hash seed: dict and set layouts (and so probe counts) the same in every run.
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        subprocess.run(command, check=True, capture_output=True, timeout=1800, env=env)
         with open(out) as handle:
             totals = re.search(r"^(?:summary|totals): (\d+)", handle.read(), re.MULTILINE)
         if totals is None:
