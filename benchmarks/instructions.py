@@ -4,8 +4,8 @@ Wall or CPU time on a shared 2-core machine moves by 20-40% with the neighbours'
 number of instructions a request executes does not. Each cell runs a child process under
 ``valgrind --tool=callgrind`` twice, with N and 2N requests (after the same warm-up), and reports
 ``(I(2N) - I(N)) / N``: start-up and imports cancel out. A fixed ``PYTHONHASHSEED`` and
-``gc.freeze()`` after the warm-up keep runs of the same code within a fraction of a percent. Overheads are against ``bare`` on the
-same pipeline; ratios against the SDK ``floor`` (the raw SDK work a request needs) are the
+``gc.freeze()`` after the warm-up keep runs of the same code close together. Overheads are
+against ``bare`` on the same pipeline; ratios against the SDK ``floor`` (the raw SDK work a request needs) are the
 figures to compare before and after a hot-path change: run this on both commits.
 
 Slow (valgrind runs Python ~50x slower): a few minutes for the default cells.
