@@ -5,8 +5,9 @@ number of instructions a request executes does not. Each cell runs a child proce
 ``valgrind --tool=callgrind`` twice, with N and 2N requests (after the same warm-up), and reports
 ``(I(2N) - I(N)) / N``: start-up and imports cancel out. A fixed ``PYTHONHASHSEED`` and
 ``gc.freeze()`` after the warm-up keep runs of the same code close together. Overheads are
-against ``bare`` on the same pipeline; ratios against the SDK ``floor`` (the raw SDK work a request needs) are the
-figures to compare before and after a hot-path change: run this on both commits.
+against ``bare`` on the same pipeline; ratios against the SDK ``floor`` (the raw SDK work a
+request needs) are the figures to compare before and after a hot-path change: run this on
+both commits.
 
 Slow (valgrind runs Python ~50x slower): a few minutes for the default cells.
 """
