@@ -12,10 +12,17 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
-__all__ = ["RouteStats", "RouteStatsTable", "StatsSnapshot"]
+__all__ = [
+    "RouteSketch",
+    "RouteStats",
+    "RouteStatsTable",
+    "StatsSnapshot",
+    "merge_sketches",
+    "snapshot_of",
+]
 
 # --- Histogram --------------------------------------------------------------------------------
 # DDSketch-style: latencies span nine orders of magnitude (1 us .. 1 h) and what matters is
@@ -154,20 +161,28 @@ class RouteStats:
 
 @dataclass(frozen=True)
 class StatsSnapshot:
-    """Point-in-time copy of a table; rows sorted by total time, descending."""
+    """Point-in-time copy of a table; rows sorted by total time, descending.
+
+    ``workers`` is None for one process's own table; a view merged across worker processes
+    (``ROUTETIMER_MULTIPROC_DIR``) says how many processes' statistics it adds up.
+    """
 
     routes: tuple[RouteStats, ...]
     max_routes: int
     overflowed: bool
+    workers: Optional[int] = None  # noqa: UP045
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready mapping for an ``/api/stats`` endpoint; times are seconds."""
-        return {
+        data: dict[str, object] = {
             "unit": "s",
             "max_routes": self.max_routes,
             "overflowed": self.overflowed,
             "routes": [row.to_dict() for row in self.routes],
         }
+        if self.workers is not None:
+            data["workers"] = self.workers
+        return data
 
 
 def _clamped_quantile(
@@ -222,6 +237,187 @@ def _first_byte_quantiles(
     return count, p50, p95, p99
 
 
+@dataclass(frozen=True)
+class RouteSketch:
+    """A row's raw sketch: what several processes' rows add up from, exactly.
+
+    Every process uses the same bucket layout (``BUCKET_BOUNDS``), so two sketches of one key
+    merge by adding counts, totals and buckets and taking the extreme min/max: the merged
+    sketch is the sketch the union of the data would have built, and its quantiles keep the
+    single-process error bound. ``buckets`` holds the non-empty ``(index, count)`` pairs.
+    """
+
+    method: str
+    route: Optional[str]  # noqa: UP045
+    overflow: bool
+    count: int
+    error_count: int
+    total: float
+    min: float  # +inf while empty
+    max: float  # -inf while empty
+    buckets: tuple[tuple[int, int], ...]
+
+    @property
+    def key(self) -> tuple[str, Optional[str], bool]:  # noqa: UP045
+        """Rows of one key in different processes are one row of the merged view."""
+        return (self.method, self.route, self.overflow)
+
+    def merged(self, other: RouteSketch) -> RouteSketch:
+        """The sketch of both sketches' data (same key)."""
+        counts = dict(self.buckets)
+        for index, count in other.buckets:
+            counts[index] = counts.get(index, 0) + count
+        return RouteSketch(
+            self.method,
+            self.route,
+            self.overflow or other.overflow,
+            self.count + other.count,
+            self.error_count + other.error_count,
+            self.total + other.total,
+            min(self.min, other.min),
+            max(self.max, other.max),
+            tuple(sorted(counts.items())),
+        )
+
+    def freeze(self) -> RouteStats:
+        """The row's statistics, as ``RouteStatsTable.snapshot`` reports them."""
+        return _stats_of(
+            self.method,
+            self.route,
+            self.overflow,
+            self.count,
+            self.error_count,
+            self.total,
+            (self.min, self.max),
+            tuple((*BUCKET_BOUNDS[i], n) for i, n in self.buckets),
+        )
+
+    def to_data(self) -> dict[str, object]:
+        """Plain JSON-ready data (no infinities: an empty row's min/max are null)."""
+        empty = self.count == 0
+        return {
+            "method": self.method,
+            "route": self.route,
+            "overflow": self.overflow,
+            "count": self.count,
+            "error_count": self.error_count,
+            "total": self.total,
+            "min": None if empty else self.min,
+            "max": None if empty else self.max,
+            "buckets": [[index, count] for index, count in self.buckets],
+        }
+
+    @classmethod
+    def from_data(cls, data: object) -> RouteSketch:
+        """Validate :meth:`to_data`'s form (read from a file others may write); ValueError if
+        it is not exactly that, so a corrupt file never yields a wrong row."""
+        if not isinstance(data, dict):
+            raise ValueError("a route sketch must be an object")
+        method, route = data.get("method"), data.get("route")
+        if not isinstance(method, str) or not (route is None or isinstance(route, str)):
+            raise ValueError("a route sketch needs a string method and a string or null route")
+        count, errors = _count(data.get("count")), _count(data.get("error_count"))
+        buckets = _bucket_pairs(data.get("buckets"))
+        if errors > count or sum(n for _, n in buckets) != count:
+            raise ValueError("a route sketch's buckets must add up to its count, errors <= count")
+        if count == 0:
+            return cls(method, route, data.get("overflow") is True, 0, 0, 0.0, _INF, -_INF, ())
+        low, high = _seconds(data.get("min")), _seconds(data.get("max"))
+        if low > high:
+            raise ValueError("a route sketch's min must not exceed its max")
+        total = _seconds(data.get("total"))
+        overflow = data.get("overflow") is True
+        return cls(method, route, overflow, count, errors, total, low, high, buckets)
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"a count must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < _INF:
+        raise ValueError(f"a time must be finite, non-negative seconds, got {value!r}")
+    return float(value)
+
+
+def _bucket_pairs(value: object) -> tuple[tuple[int, int], ...]:
+    """``[[index, count], ...]`` with indexes in the shared layout, strictly increasing."""
+    if not isinstance(value, list):
+        raise ValueError("a route sketch's buckets must be a list")
+    pairs: list[tuple[int, int]] = []
+    for pair in value:
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise ValueError("a bucket must be [index, count]")
+        index, count = _count(pair[0]), _count(pair[1])
+        if index >= BUCKET_COUNT or (pairs and index <= pairs[-1][0]) or count == 0:
+            raise ValueError("bucket indexes must be increasing, in range, with counts > 0")
+        pairs.append((index, count))
+    return tuple(pairs)
+
+
+def merge_sketches(sketches: Iterable[RouteSketch]) -> list[RouteSketch]:
+    """One sketch per key, adding up every process's sketch of it (order of first sight)."""
+    merged: dict[tuple[str, Optional[str], bool], RouteSketch] = {}  # noqa: UP045
+    for sketch in sketches:
+        seen = merged.get(sketch.key)
+        merged[sketch.key] = sketch if seen is None else seen.merged(sketch)
+    return list(merged.values())
+
+
+def snapshot_of(
+    sketches: Iterable[RouteSketch],
+    max_routes: int,
+    workers: Optional[int] = None,  # noqa: UP045
+) -> StatsSnapshot:
+    """A snapshot of merged sketches, bounded like one table: past ``max_routes`` regular rows
+    (processes may each have seen other routes) the lightest fold into the overflow row."""
+    rows = merge_sketches(sketches)
+    regular = sorted((r for r in rows if not r.overflow), key=lambda r: -r.count)
+    folded = [r for r in rows if r.overflow] + regular[max_routes:]
+    kept = regular[:max_routes]
+    if folded:
+        overflow = RouteSketch(OVERFLOW_METHOD, None, True, 0, 0, 0.0, _INF, -_INF, ())
+        for row in folded:
+            overflow = overflow.merged(row)
+        kept.append(replace(overflow, method=OVERFLOW_METHOD, route=None))
+    routes = tuple(sorted((row.freeze() for row in kept), key=_sort_key))
+    return StatsSnapshot(routes, max_routes, bool(folded), workers)
+
+
+def _stats_of(
+    method: str,
+    route: Optional[str],  # noqa: UP045
+    overflow: bool,
+    count: int,
+    errors: int,
+    total: float,
+    extremes: tuple[float, float],
+    buckets: tuple[Bucket, ...],
+) -> RouteStats:
+    """A frozen row with its quantiles derived from the buckets."""
+    low, high = extremes if count else (0.0, 0.0)
+    p50, p90, p95, p99 = (
+        _clamped_quantile(buckets, count, low, high, q) for q in (0.5, 0.9, 0.95, 0.99)
+    )
+    return RouteStats(
+        method=method,
+        route=route,
+        count=count,
+        error_count=errors,
+        total=total,
+        min=low,
+        max=high,
+        p50=p50,
+        p90=p90,
+        p95=p95,
+        p99=p99,
+        overflow=overflow,
+        buckets=buckets,
+    )
+
+
 class _RouteRow:
     """Mutable accumulator of one row, guarded by its own lock so routes never contend."""
 
@@ -273,6 +469,16 @@ class _RouteRow:
             if self.first_bytes is None:
                 self.first_bytes = _FirstBytes()
             self.first_bytes.add(seconds, index)
+
+    def sketch(self) -> RouteSketch:
+        """The raw sketch, copied under the lock, for merging with other processes' rows."""
+        with self._lock:
+            count, errors, total = self.count, self.error_count, self.total
+            low, high, counts = self.min, self.max, list(self.counts)
+        buckets = tuple((i, n) for i, n in enumerate(counts) if n)
+        return RouteSketch(
+            self.method, self.route, self.overflow, count, errors, total, low, high, buckets
+        )
 
     def freeze(self) -> RouteStats:
         """Copy under the lock, then derive quantiles outside it to keep the hold time short."""
@@ -379,6 +585,15 @@ class RouteStatsTable:
         return StatsSnapshot(
             routes=routes, max_routes=self._max_routes, overflowed=overflow is not None
         )
+
+    def sketches(self) -> list[RouteSketch]:
+        """Every row's raw sketch (the overflow row last), for publishing to other processes."""
+        with self._lock:
+            rows = list(self._rows.values())
+            overflow = self._overflow
+        if overflow is not None:
+            rows.append(overflow)
+        return [row.sketch() for row in rows]
 
     def reset(self) -> None:
         """Drop every row (which also frees the cap). Records racing with a reset may be lost."""

@@ -1,0 +1,138 @@
+"""Sketches of several processes' statistics tables merge exactly (``ROUTETIMER_MULTIPROC_DIR``)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flask_routetimer.stats import (
+    RouteSketch,
+    RouteStatsTable,
+    merge_sketches,
+    snapshot_of,
+)
+
+MAX_RELATIVE_ERROR = 0.02
+FLOAT_SLACK = 1e-9
+
+durations = st.floats(min_value=1e-6, max_value=3600.0, allow_nan=False, allow_infinity=False)
+# Several processes, each with its own list of request durations for one route.
+processes = st.lists(st.lists(durations, max_size=60), min_size=1, max_size=6).filter(
+    lambda groups: any(groups)
+)
+
+
+def table_of(values: list[float], errors_every: int = 0) -> RouteStatsTable:
+    table = RouteStatsTable()
+    for index, value in enumerate(values):
+        table.record("GET", "/r", value, bool(errors_every) and index % errors_every == 0)
+    return table
+
+
+def exact_quantile(ordered: list[float], q: float) -> float:
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+
+
+@settings(max_examples=150, deadline=None)
+@given(processes)
+def test_merged_quantiles_keep_the_single_process_bound(groups: list[list[float]]) -> None:
+    """p50/p90/p95/p99 of the merged sketch are within 2% of the exact quantiles of the union."""
+    sketches = [s for values in groups for s in table_of(values).sketches()]
+    (row,) = snapshot_of(sketches, 1000).routes
+    union = sorted(v for values in groups for v in values)
+    for name, q in {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}.items():
+        exact = exact_quantile(union, q)
+        assert abs(getattr(row, name) - exact) <= exact * MAX_RELATIVE_ERROR + FLOAT_SLACK, name
+
+
+@settings(max_examples=100, deadline=None)
+@given(processes)
+def test_merged_sketch_is_the_sketch_of_the_union(groups: list[list[float]]) -> None:
+    """Counts, buckets, min and max of the merge equal those of one table fed every value."""
+    (merged,) = merge_sketches(s for values in groups for s in table_of(values).sketches())
+    (whole,) = table_of([v for values in groups for v in values]).sketches()
+    assert merged.count == whole.count
+    assert merged.buckets == whole.buckets
+    assert (merged.min, merged.max) == (whole.min, whole.max)
+    assert merged.total == pytest.approx(whole.total)
+
+
+def test_counts_errors_and_totals_add_up_per_route() -> None:
+    """Each (method, route) row of the merge adds that row of every process; others stay apart."""
+    first, second = table_of([0.1, 0.2, 0.3], errors_every=3), table_of([0.4], errors_every=1)
+    second.record("POST", "/r", 1.0, False)
+    snapshot = snapshot_of([*first.sketches(), *second.sketches()], 1000, workers=2)
+    rows = {(row.method, row.route): row for row in snapshot.routes}
+    assert (rows["GET", "/r"].count, rows["GET", "/r"].error_count) == (4, 2)
+    assert rows["GET", "/r"].total == pytest.approx(1.0)
+    assert (rows["GET", "/r"].min, rows["GET", "/r"].max) == (0.1, 0.4)
+    assert rows["POST", "/r"].count == 1
+    assert snapshot.workers == 2 and snapshot.to_dict()["workers"] == 2
+
+
+def test_a_merge_past_the_route_cap_folds_the_lightest_rows_into_overflow() -> None:
+    """Processes that saw different routes merge into at most max_routes rows plus overflow."""
+    first, second = RouteStatsTable(), RouteStatsTable()
+    for _ in range(3):
+        first.record("GET", "/busy", 0.1, False)
+    first.record("GET", "/a", 0.1, False)
+    second.record("GET", "/b", 0.2, True)
+    snapshot = snapshot_of([*first.sketches(), *second.sketches()], 2)
+    rows = {(row.method, row.route): row for row in snapshot.routes}
+    assert snapshot.overflowed
+    assert rows["GET", "/busy"].count == 3
+    assert rows["*", None].overflow and rows["*", None].count == 1
+    assert sum(row.count for row in snapshot.routes) == 5
+    assert sum(row.error_count for row in snapshot.routes) == 1
+
+
+def test_one_process_merged_alone_equals_its_own_snapshot() -> None:
+    """The merged view of one table is that table's snapshot, quantiles included."""
+    table = table_of([0.001 * i for i in range(1, 500)], errors_every=7)
+    table.record("GET", None, 0.5, False)
+    assert snapshot_of(table.sketches(), 1000).routes == table.snapshot().routes
+
+
+def test_sketch_data_round_trips_through_json() -> None:
+    """to_data is strict JSON (no Infinity, also for an empty row) and from_data reads it back."""
+    table = table_of([0.01, 0.02, 5.0], errors_every=2)
+    sketches = table.sketches()
+    empty = RouteSketch("GET", "/e", False, 0, 0, 0.0, math.inf, -math.inf, ())
+    for sketch in [*sketches, empty]:
+        text = json.dumps(sketch.to_data(), allow_nan=False)
+        assert RouteSketch.from_data(json.loads(text)) == sketch
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("count", -1),
+        ("count", True),
+        ("count", 99),  # buckets no longer add up
+        ("error_count", 5),  # more errors than requests
+        ("method", 3),
+        ("route", ["/r"]),
+        ("total", "1.0"),
+        ("min", -0.5),
+        ("max", float("inf")),
+        ("buckets", [[10**6, 3]]),  # outside the shared layout
+        ("buckets", [[5, 1], [5, 2]]),  # not increasing
+        ("buckets", "[]"),
+    ],
+)
+def test_from_data_refuses_anything_but_a_valid_sketch(field: str, value: object) -> None:
+    """A tampered field is a ValueError, never a row with wrong figures."""
+    data = table_of([0.01, 0.02, 0.03]).sketches()[0].to_data()
+    data[field] = value
+    with pytest.raises(ValueError):
+        RouteSketch.from_data(data)
+
+
+def test_from_data_refuses_a_non_object() -> None:
+    """A list where a sketch should be is refused."""
+    with pytest.raises(ValueError):
+        RouteSketch.from_data([1, 2])
