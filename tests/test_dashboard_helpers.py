@@ -11,14 +11,17 @@ from opentelemetry.trace import SpanContext
 
 from flask_routetimer.dashboard import geometry, present
 from flask_routetimer.stats import RouteStats
+from flask_routetimer.tracedata import SpanData, from_span
 
 
-def make_span(name: str, span_id: int, parent: Optional[int], start: int, end: int) -> ReadableSpan:
-    """A finished span of trace 1; times in ns."""
+def make_span(name: str, span_id: int, parent: Optional[int], start: int, end: int) -> SpanData:
+    """A finished span of trace 1, in the dashboard's data form; times in ns."""
     context = SpanContext(trace_id=1, span_id=span_id, is_remote=False)
     parent_context = SpanContext(1, parent, is_remote=False) if parent else None
-    return ReadableSpan(
-        name=name, context=context, parent=parent_context, start_time=start, end_time=end
+    return from_span(
+        ReadableSpan(
+            name=name, context=context, parent=parent_context, start_time=start, end_time=end
+        )
     )
 
 

@@ -32,6 +32,7 @@ from ..state import AppState, get_state
 from ..stats import RouteStats
 from . import present
 from .geometry import histogram, span_tree, time_window, waterfall
+from .source import Source, source_of
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -157,9 +158,10 @@ def _secure(response: Response) -> Response:
 
 def routes_page() -> str:
     state = _state()
+    source = source_of(state)
     key, descending = present.sort_order(request.args.get("sort"), request.args.get("order"))
-    snapshot = state.stats.snapshot()
-    recent = state.traces.traces()[:RECENT_TRACES] if state.traces.unavailable is None else []
+    snapshot = source.stats()
+    recent = source.traces()[:RECENT_TRACES]
     return render_template(
         "routetimer/routes.html",
         snapshot=snapshot,
@@ -169,21 +171,21 @@ def routes_page() -> str:
         descending=descending,
         text_keys=present.TEXT_KEYS,
         recent=[present.summarize(record) for record in recent],
-        **_common(state),
+        workers=source.workers(),
+        **_common(state, source),
     )
 
 
 def route_page() -> tuple[str, int]:
     state = _state()
+    source = source_of(state)
     method = request.args.get("method", "")
     route: Optional[str] = request.args.get("route")  # absent: requests that matched no rule
-    row = _find_row(state, method, route)
+    row = _find_row(source, method, route)
     plot = None
     if row is not None:
         plot = histogram(row.buckets, {"p50": row.p50, "p95": row.p95, "p99": row.p99})
-    traces = []
-    if state.traces.unavailable is None:
-        traces = present.slowest(state.traces.traces(), method, route, SLOWEST_TRACES)
+    traces = present.slowest(source.traces(), method, route, SLOWEST_TRACES)
     page = render_template(
         "routetimer/route.html",
         method=method,
@@ -191,14 +193,15 @@ def route_page() -> tuple[str, int]:
         row=row,
         plot=plot,
         traces=traces,
-        **_common(state),
+        **_common(state, source),
     )
     return page, 200 if row is not None else 404
 
 
 def trace_page(trace_id: str) -> tuple[str, int]:
     state = _state()
-    record = state.traces.get(trace_id) if state.traces.unavailable is None else None
+    source = source_of(state)
+    record = source.trace(trace_id)
     rows = waterfall(record.spans) if record is not None else []
     origin, total = time_window(record.spans if record is not None else ())
     page = render_template(
@@ -209,7 +212,7 @@ def trace_page(trace_id: str) -> tuple[str, int]:
         rows=rows,
         origin=origin,
         total=total / 1e9,
-        **_common(state),
+        **_common(state, source),
     )
     return page, 200 if record is not None else 404
 
@@ -219,11 +222,11 @@ def _redaction(state: AppState) -> present.Redaction:
     return present.Redaction(settings.redacted_query_params, settings.sanitized_headers)
 
 
-def _common(state: AppState) -> dict[str, Any]:
+def _common(state: AppState, source: Source) -> dict[str, Any]:
     """Template values every page uses."""
     redaction = _redaction(state)
     return {
-        "unavailable": state.traces.unavailable,
+        "unavailable": source.unavailable,
         "timing_enabled": state.settings.enabled,
         "fmt": present.format_seconds,
         "pct": present.format_percent,
@@ -232,8 +235,8 @@ def _common(state: AppState) -> dict[str, Any]:
     }
 
 
-def _find_row(state: AppState, method: str, route: Optional[str]) -> Optional[RouteStats]:
-    for row in state.stats.snapshot().routes:
+def _find_row(source: Source, method: str, route: Optional[str]) -> Optional[RouteStats]:
+    for row in source.stats().routes:
         if row.method == method and row.route == route and not row.overflow:
             return row
     return None
@@ -244,8 +247,12 @@ def _find_row(state: AppState, method: str, route: Optional[str]) -> Optional[Ro
 
 def api_stats() -> Response:
     """``StatsSnapshot.to_dict()``; ``?buckets=0`` leaves out the (up to 551) histogram buckets."""
-    snapshot = _state().stats.snapshot()
+    source = source_of(_state())
+    snapshot = source.stats()
     data = snapshot.to_dict()
+    workers = source.workers()
+    if workers is not None:
+        data["worker_processes"] = [present.worker_json(worker) for worker in workers]
     if request.args.get("buckets") in ("0", "false", "no"):
         data["routes"] = [_without_buckets(row.to_dict()) for row in snapshot.routes]
     return jsonify(data)
@@ -258,9 +265,10 @@ def _without_buckets(row: dict[str, object]) -> dict[str, object]:
 
 def api_trace(trace_id: str) -> tuple[Response, int]:
     state = _state()
-    if state.traces.unavailable is not None:
-        return jsonify(error=state.traces.unavailable), 404
-    record = state.traces.get(trace_id)
+    source = source_of(state)
+    if source.unavailable is not None:
+        return jsonify(error=source.unavailable), 404
+    record = source.trace(trace_id)
     if record is None:
         return jsonify(error=f"No trace {trace_id[:64]} in the buffer (unknown or evicted)."), 404
     origin, _ = time_window(record.spans)
@@ -274,6 +282,7 @@ def api_trace(trace_id: str) -> tuple[Response, int]:
         status_code=summary.status_code,
         duration=record.duration,
         dropped_spans=record.dropped_spans,
+        pid=record.pid,
         spans=[
             present.span_json(span, origin, depth, redaction)
             for span, depth in span_tree(record.spans)

@@ -11,11 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
-from opentelemetry.sdk.trace import ReadableSpan
-
 from .._body import TIME_TO_FIRST_BYTE
 from ..stats import Bucket
-from ..tracebuffer import by_start
+from ..tracedata import SpanData, by_start
 from .present import format_seconds
 
 #: Deepest indentation drawn; deeper spans still show, at this depth.
@@ -31,7 +29,7 @@ MIN_BAR = 0.3
 class WaterfallRow:
     """One span on the waterfall: its depth and its bar, in percent of the trace's length."""
 
-    span: ReadableSpan
+    span: SpanData
     depth: int
     offset: float  # seconds since the trace started
     duration: float  # seconds
@@ -41,32 +39,31 @@ class WaterfallRow:
     first_byte_x: Optional[float] = None  # percent
 
 
-def span_tree(spans: Sequence[ReadableSpan]) -> list[tuple[ReadableSpan, int]]:
+def span_tree(spans: Sequence[SpanData]) -> list[tuple[SpanData, int]]:
     """Spans in depth-first order, children under their parent by start time, with depths.
 
     A span whose parent is not in the trace (a remote caller, a dropped span) is a root.
     """
-    by_id = {span.context.span_id: span for span in spans if span.context is not None}
-    children: dict[Optional[int], list[ReadableSpan]] = {}
+    by_id = {span.span_id: span for span in spans}
+    children: dict[Optional[int], list[SpanData]] = {}
     for span in spans:
-        parent = span.parent.span_id if span.parent is not None else None
+        parent = span.parent_id
         children.setdefault(parent if parent in by_id else None, []).append(span)
-    ordered: list[tuple[ReadableSpan, int]] = []
+    ordered: list[tuple[SpanData, int]] = []
     seen: set[int] = set()
     stack = [(span, 0) for span in reversed(by_start(children.get(None, [])))]
     while stack:
         span, depth = stack.pop()
-        span_id = span.context.span_id if span.context is not None else id(span)
-        if span_id in seen:
+        if span.span_id in seen:
             continue
-        seen.add(span_id)
+        seen.add(span.span_id)
         ordered.append((span, depth))
-        kids = children.get(span_id, []) if span.context is not None else []
+        kids = children.get(span.span_id, [])
         stack.extend((kid, depth + 1) for kid in reversed(by_start(kids)))
     return ordered
 
 
-def time_window(spans: Sequence[ReadableSpan]) -> tuple[int, int]:
+def time_window(spans: Sequence[SpanData]) -> tuple[int, int]:
     """``(origin, length)`` in ns: from the earliest start to the latest end (length >= 1)."""
     if not spans:
         return 0, 1
@@ -75,7 +72,7 @@ def time_window(spans: Sequence[ReadableSpan]) -> tuple[int, int]:
     return origin, max(end - origin, 1)
 
 
-def waterfall(spans: Sequence[ReadableSpan]) -> list[WaterfallRow]:
+def waterfall(spans: Sequence[SpanData]) -> list[WaterfallRow]:
     """Bars to scale: ``x`` and ``width`` are percentages of the whole trace's time window."""
     origin, total = time_window(spans)
     rows = []

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 from urllib.parse import unquote
 
-from opentelemetry.sdk.trace import ReadableSpan
-
 from ..attributes import is_failure, truncate
 from ..headers import DEFAULT_SANITIZE_PATTERN
 from ..patterns import Matcher
 from ..redaction import DEFAULT_QUERY_PARAMS, REDACTED, redact_query, redact_url
 from ..stats import RouteStats
-from ..tracebuffer import TraceRecord
+from ..tracedata import SpanData, TraceData
+from .source import WorkerInfo
 
 #: Attributes holding a query string (``url.query``) or a URL that may carry one.
 QUERY_KEYS = frozenset({"url.query"})
@@ -165,9 +164,9 @@ def decoded_path(attributes: Optional[Mapping[str, Any]]) -> str:
     return unquote(path) if isinstance(path, str) else ""
 
 
-def summarize(record: TraceRecord) -> TraceSummary:
+def summarize(record: TraceData) -> TraceSummary:
     span = record.request_span
-    attributes = span.attributes or {}
+    attributes = span.attributes
     value = attributes.get("http.response.status_code")
     status = value if isinstance(value, int) else None
     method = attributes.get("http.request.method")
@@ -176,16 +175,15 @@ def summarize(record: TraceRecord) -> TraceSummary:
         method=method if isinstance(method, str) else "",
         route=record.route,
         path=decoded_path(attributes),
-        status_code=status if isinstance(status, int) else None,
-        error=not span.status.is_ok
-        or is_failure(None, status if isinstance(status, int) else None),
+        status_code=status,
+        error=span.failed or is_failure(None, status),
         duration=record.duration,
         started=format_clock(span.start_time),
     )
 
 
 def slowest(
-    records: Sequence[TraceRecord], method: str, route: Optional[str], limit: int
+    records: Sequence[TraceData], method: str, route: Optional[str], limit: int
 ) -> list[TraceSummary]:
     """The slowest of the buffered traces of one route, slowest first."""
     mine = [summarize(record) for record in records]
@@ -194,18 +192,18 @@ def slowest(
 
 
 def span_json(
-    span: ReadableSpan, origin: int, depth: int, redaction: Redaction = DEFAULT_REDACTION
+    span: SpanData, origin: int, depth: int, redaction: Redaction = DEFAULT_REDACTION
 ) -> dict[str, Any]:
     """A span for scripts: hex ids, seconds relative to the trace start, redacted attributes."""
     start = span.start_time or origin
     end = span.end_time or start
-    parent = span.parent
+    parent = span.parent_id
     return {
-        "span_id": format(span.context.span_id, "016x") if span.context else None,
-        "parent_id": format(parent.span_id, "016x") if parent else None,
+        "span_id": format(span.span_id, "016x"),
+        "parent_id": format(parent, "016x") if parent is not None else None,
         "name": span.name,
-        "kind": span.kind.name,
-        "status": {"code": span.status.status_code.name, "description": span.status.description},
+        "kind": span.kind,
+        "status": {"code": span.status_code, "description": span.status_description},
         "depth": depth,
         "start_offset": max(start - origin, 0) / 1e9,
         "duration": max(end - start, 0) / 1e9,
@@ -218,4 +216,19 @@ def span_json(
             }
             for event in span.events
         ],
+    }
+
+
+# --- Workers ----------------------------------------------------------------------------------
+
+
+def worker_json(worker: WorkerInfo) -> dict[str, Any]:
+    """One worker process of a merged view, for ``/api/stats``."""
+    return {
+        "pid": worker.pid,
+        "alive": worker.alive,
+        "current": worker.current,
+        "processes": worker.processes,
+        "requests": worker.requests,
+        "age": worker.age,
     }
