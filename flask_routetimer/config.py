@@ -8,8 +8,10 @@ docs/configuration.md shows (a test keeps the two equal).
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import tempfile
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, cast
@@ -53,6 +55,9 @@ class Settings:
     #: Header names whose values are REDACTED, captured or shown by the dashboard: the default
     #: credential headers plus ``capture_sanitize``.
     sanitized_headers: Matcher = field(init=False)
+    #: Where the server's worker processes share statistics and traces; None: this process only.
+    multiproc_dir: Optional[str] = None
+    multiproc_interval: float = 1.0  # seconds between a worker's writes to multiproc_dir
     #: Built from the three capture lists; None when no header is captured (no work per request).
     headers: Optional[header_capture.HeaderCapture] = field(init=False)
 
@@ -290,6 +295,41 @@ def timing_allow_origin(key: str, value: Any) -> Optional[str]:
     return ", ".join(origin.strip() for origin in origins)
 
 
+def positive_seconds(key: str, value: Any) -> float:
+    """A finite number of seconds > 0 (booleans refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ConfigError(f"{key} must be a number of seconds > 0, got {value!r}.")
+    return float(value)
+
+
+def shared_directory(key: str, value: Any) -> Optional[str]:
+    """An existing directory this process can create files in, as an absolute path; or None.
+
+    Checked at start-up by creating a file there: a silent writer thread would find out late.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigError(f"{key} must be a directory path or None, got {value!r}.")
+    path = os.path.abspath(os.fspath(value))
+    if not os.path.isdir(path):
+        raise ConfigError(
+            f"{key} is {path!r}, which is not an existing directory. Create it (mode 0700) before "
+            "the app starts, e.g. with flask_routetimer.multiproc.prepare_directory() in "
+            "gunicorn.conf.py, or unset the key to keep statistics per process."
+        )
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(
+            f"{key} is {path!r}, where this process cannot create files ({exc.strerror}). Give "
+            "the server's user write access to it, or choose another directory."
+        ) from None
+    return path
+
+
 def _bool(key: str, value: Any) -> bool:
     return require_bool(key, value)
 
@@ -515,6 +555,28 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "Flask's `before_render_template` and `template_rendered` signals",
         _bool,
         "time_templates",
+    ),
+    ConfigKey(
+        "ROUTETIMER_MULTIPROC_DIR",
+        None,
+        "`str`, path or `None`",
+        "a directory the worker processes of one server share (gunicorn, uWSGI): each publishes "
+        "its route statistics and recent traces there, and `timer.stats()` and the dashboard "
+        "merge them all. It must exist and be writable at `init_app`. `None`: each process "
+        "alone. Per host; see [multiprocess.md](multiprocess.md)",
+        shared_directory,
+        "multiproc_dir",
+        env=("ROUTETIMER_MULTIPROC_DIR",),
+        default_text="`None`",
+    ),
+    ConfigKey(
+        "ROUTETIMER_MULTIPROC_INTERVAL",
+        1.0,
+        "`float` > 0",
+        "seconds between a worker's writes to `ROUTETIMER_MULTIPROC_DIR` (from a background "
+        "thread, only when something changed, and once more at exit)",
+        positive_seconds,
+        "multiproc_interval",
     ),
 )
 

@@ -144,9 +144,16 @@ class RouteTimer:
             return ChildSpan(self.telemetry, None)(name)
         return ChildSpan(self.telemetry, name, attributes)
 
-    def stats(self, app: Optional[Flask] = None) -> StatsSnapshot:
-        """An immutable snapshot of the app's route statistics, slowest total first."""
-        return self.state(app).stats.snapshot()
+    def stats(self, app: Optional[Flask] = None, *, merged: bool = True) -> StatsSnapshot:
+        """An immutable snapshot of the app's route statistics, slowest total first.
+
+        With ``ROUTETIMER_MULTIPROC_DIR`` set it covers every worker process of the server
+        (``snapshot.workers`` says how many); ``merged=False`` gives this process's own.
+        """
+        state = self.state(app)
+        if merged and state.multiproc is not None:
+            return state.multiproc.merged_stats()
+        return state.stats.snapshot()
 
     def reset_stats(self, app: Optional[Flask] = None) -> None:
         """Forget the app's route statistics (spans and metrics are unaffected)."""

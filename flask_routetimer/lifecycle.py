@@ -59,6 +59,7 @@ class RequestLifecycle:
         self.routes = state.routes
         self.traces = state.traces
         self.stats = state.stats
+        self.multiproc = state.multiproc
 
     def receivers(self) -> list[tuple[Signal, Callable[..., None]]]:
         """Each Flask signal and the receiver that times it."""
@@ -166,6 +167,9 @@ class RequestLifecycle:
             return None
         if not self.traces.decided:
             self.state.decide_trace_buffer(app)
+        multiproc = self.multiproc
+        if multiproc is not None and not multiproc.started:
+            multiproc.start()  # this process's first request: its writer thread, once
         record = RequestRecord(self, request_context(), app, info, start)
         telemetry = self.telemetry
         tracing, metrics = telemetry.tracing_active(), telemetry.metrics_active()

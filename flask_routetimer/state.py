@@ -6,9 +6,12 @@ timer's shared telemetry and exemptions; it never refers back to the ``RouteTime
 
 from __future__ import annotations
 
+from typing import Optional
+
 from flask import Flask
 
 from .config import Settings
+from .multiproc import Multiproc
 from .routes import Exemptions, RouteCache
 from .stats import RouteStatsTable
 from .telemetry import Telemetry
@@ -30,6 +33,12 @@ class AppState:
         self.routes = RouteCache(exemptions)
         #: Whether the dashboard looked for app routes under its prefix added after init_app.
         self.overlaps_checked = False
+        #: Publishes to ``ROUTETIMER_MULTIPROC_DIR`` and reads every worker back; None when unset.
+        self.multiproc: Optional[Multiproc] = None
+        if settings.multiproc_dir is not None:
+            self.multiproc = Multiproc(
+                settings.multiproc_dir, settings.multiproc_interval, self.stats, self.traces
+            )
 
     def decide_trace_buffer(self, app: Flask) -> None:
         """Attach the trace buffer if the dashboard can show it now (decided once)."""

@@ -20,6 +20,7 @@ __all__ = [
     "RouteStats",
     "RouteStatsTable",
     "StatsSnapshot",
+    "bounded_merge",
     "merge_sketches",
     "snapshot_of",
 ]
@@ -366,13 +367,9 @@ def merge_sketches(sketches: Iterable[RouteSketch]) -> list[RouteSketch]:
     return list(merged.values())
 
 
-def snapshot_of(
-    sketches: Iterable[RouteSketch],
-    max_routes: int,
-    workers: Optional[int] = None,  # noqa: UP045
-) -> StatsSnapshot:
-    """A snapshot of merged sketches, bounded like one table: past ``max_routes`` regular rows
-    (processes may each have seen other routes) the lightest fold into the overflow row."""
+def bounded_merge(sketches: Iterable[RouteSketch], max_routes: int) -> list[RouteSketch]:
+    """Merged sketches bounded like one table: past ``max_routes`` regular rows (processes may
+    each have seen other routes) the lightest fold into the overflow row, so nothing is lost."""
     rows = merge_sketches(sketches)
     regular = sorted((r for r in rows if not r.overflow), key=lambda r: -r.count)
     folded = [r for r in rows if r.overflow] + regular[max_routes:]
@@ -382,8 +379,19 @@ def snapshot_of(
         for row in folded:
             overflow = overflow.merged(row)
         kept.append(replace(overflow, method=OVERFLOW_METHOD, route=None))
+    return kept
+
+
+def snapshot_of(
+    sketches: Iterable[RouteSketch],
+    max_routes: int,
+    workers: Optional[int] = None,  # noqa: UP045
+) -> StatsSnapshot:
+    """A snapshot of several processes' sketches, merged and bounded by :func:`bounded_merge`;
+    ``workers`` says how many processes they come from."""
+    kept = bounded_merge(sketches, max_routes)
     routes = tuple(sorted((row.freeze() for row in kept), key=_sort_key))
-    return StatsSnapshot(routes, max_routes, bool(folded), workers)
+    return StatsSnapshot(routes, max_routes, any(row.overflow for row in kept), workers)
 
 
 def _stats_of(

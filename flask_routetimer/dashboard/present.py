@@ -15,11 +15,11 @@ from urllib.parse import unquote
 
 from ..attributes import is_failure, truncate
 from ..headers import DEFAULT_SANITIZE_PATTERN
+from ..multiproc import WorkerInfo
 from ..patterns import Matcher
 from ..redaction import DEFAULT_QUERY_PARAMS, REDACTED, redact_query, redact_url
 from ..stats import RouteStats
 from ..tracedata import SpanData, TraceData
-from .source import WorkerInfo
 
 #: Attributes holding a query string (``url.query``) or a URL that may carry one.
 QUERY_KEYS = frozenset({"url.query"})

@@ -6,26 +6,14 @@ or a whole server (``ROUTETIMER_MULTIPROC_DIR``) is decided in one place, :func:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional, Protocol
 
+from ..multiproc import WorkerInfo
 from ..stats import StatsSnapshot
 from ..tracedata import TraceData, from_record
 
 if TYPE_CHECKING:
     from ..state import AppState
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """One worker process a merged view covers (or all exited ones together, ``pid`` None)."""
-
-    pid: Optional[int]
-    age: float  # seconds since its statistics were last written
-    requests: int
-    alive: bool
-    current: bool = False  # the process answering this request
-    processes: int = 1  # exited workers compacted into one entry
 
 
 class Source(Protocol):
@@ -74,5 +62,4 @@ class LocalSource:
 
 def source_of(state: AppState) -> Source:
     """The merged view when the app publishes to a multiprocess directory, else this process."""
-    multiproc = getattr(state, "multiproc", None)
-    return multiproc.source(state) if multiproc is not None else LocalSource(state)
+    return state.multiproc.source() if state.multiproc is not None else LocalSource(state)
