@@ -27,7 +27,7 @@ processes = st.lists(st.lists(durations, max_size=60), min_size=1, max_size=6).f
 
 
 def table_of(values: list[float], errors_every: int = 0) -> RouteStatsTable:
-    table = RouteStatsTable()
+    table = RouteStatsTable(1000)
     for index, value in enumerate(values):
         table.record("GET", "/r", value, bool(errors_every) and index % errors_every == 0)
     return table
@@ -76,7 +76,7 @@ def test_counts_errors_and_totals_add_up_per_route() -> None:
 
 def test_a_merge_past_the_route_cap_folds_the_lightest_rows_into_overflow() -> None:
     """Processes that saw different routes merge into at most max_routes rows plus overflow."""
-    first, second = RouteStatsTable(), RouteStatsTable()
+    first, second = RouteStatsTable(1000), RouteStatsTable(1000)
     for _ in range(3):
         first.record("GET", "/busy", 0.1, False)
     first.record("GET", "/a", 0.1, False)
