@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples"
 MARKDOWN = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MARKER = re.compile(r"<!-- example: (docs/examples/[\w.]+\.py) -->")
-#: Not run as a script: checked by a test of its own below.
-SPECIAL = {"gunicorn_conf.py"}
+#: Not run as a script: gunicorn configurations, checked by tests of their own (below, and
+#: tests/test_multiproc_server.py).
+SPECIAL = {"gunicorn_conf.py", "gunicorn_multiproc.py"}
 #: Examples run with this package on the path and a dashboard password set, as in a deployment.
 EXAMPLE_ENV = {
     **os.environ,
