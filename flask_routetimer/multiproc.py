@@ -536,7 +536,8 @@ class Multiproc:
         _publishers.add(self)
 
     def _new_identity(self) -> None:
-        self.worker = f"{os.getpid()}-{secrets.token_hex(8)}"
+        self.pid = os.getpid()
+        self.worker = f"{self.pid}-{secrets.token_hex(8)}"
         self._last_stats: Optional[tuple[int, float, int]] = None
         self._last_traces: Optional[tuple[str, ...]] = None
         self._trace_data: dict[str, dict[str, Any]] = {}
@@ -547,6 +548,8 @@ class Multiproc:
 
     def start(self) -> None:
         """Start this process's writer thread (called by its first timed request)."""
+        if self.pid != os.getpid():  # forked without os.fork's hooks (uWSGI forks in C)
+            self._after_fork_in_child()
         with self._lock:
             if self.started:
                 return

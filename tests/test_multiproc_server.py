@@ -12,7 +12,9 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -235,3 +237,55 @@ def test_workers_write_a_last_time_at_exit(tmp_path: Path) -> None:
         stop(server.process)
     assert published_count(server.directory) == 40
     assert len(served) >= 2
+
+
+def uwsgi_binary() -> Optional[str]:
+    """uWSGI if installed (``pip install pyuwsgi`` has wheels): $UWSGI, else on PATH."""
+    return os.environ.get("UWSGI") or shutil.which("uwsgi")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.skipif(uwsgi_binary() is None, reason="uWSGI not installed (pip install pyuwsgi)")
+def test_uwsgi_workers_answer_for_the_whole_server(tmp_path: Path) -> None:
+    """uWSGI (master + 3 processes, app loaded before the fork, which happens in C): the same.
+
+    ``--enable-threads``: without it uWSGI never releases the GIL between requests, so no
+    background thread (the writer) runs while a worker waits for one.
+    """
+    directory = tmp_path / "shared"
+    directory.mkdir(mode=0o700)
+    port = free_port()
+    environ = dict(os.environ, ROUTETIMER_MULTIPROC_DIR=str(directory))
+    paths = [str(HERE), str(ROOT), *sys.path[1:], environ.get("PYTHONPATH", "")]
+    environ["PYTHONPATH"] = os.pathsep.join(paths)
+    command = [str(uwsgi_binary()), "--http-socket", f"127.0.0.1:{port}", "--master"]
+    command += ["--processes", "3", "--enable-threads", "--module", "multiprocapp:app"]
+    command += ["--need-app", "--die-on-term"]
+    log = tmp_path / "uwsgi.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, env=environ, cwd=str(HERE), stdout=out, stderr=out)
+    server = Gunicorn(process, port, directory, log)
+    try:
+        wait_for(lambda: len(server.workers()) >= 3, "uWSGI workers", server)
+        wait_for(lambda: _answers(port), "uWSGI to answer", server)
+        ids, served = send(port, 60)
+        assert len(served) >= 2
+        settle(server, 60)
+        time.sleep(0.3)
+        assert {stats_answer(port)[0] for _ in range(20)} == {60}
+        for trace_id in ids:
+            assert get(port, f"/_routetimer/api/traces/{trace_id}")[0] == 200
+    finally:
+        stop(process)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return get(port, "/_routetimer/api/stats")[0] == 200
+    except OSError:
+        return False
