@@ -15,8 +15,10 @@ import io
 import os
 import platform
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from benchmarks.apps import (
     make_app,
     make_hooks_floor,
     make_pipeline,
+    make_routetimer,
     write_json,
 )
 
@@ -173,7 +176,42 @@ def build_cells(pipeline_names: list[str]) -> tuple[list[Cell], list[Pipeline], 
                         pipeline,
                     )
                 )
+        if pname == "batch" and "routetimer" not in skipped:
+            cells += multiproc_cells(pipelines)
     return cells, pipelines, skipped
+
+
+#: Directories of the multiproc cells, removed once their writers stopped (see ``cleanup``).
+_SHARED: list[tuple[str, Any]] = []
+
+
+def multiproc_cells(pipelines: list[Pipeline]) -> list[Cell]:
+    """flask-routetimer publishing to ROUTETIMER_MULTIPROC_DIR (its writer thread runs during the
+    rounds, and the process CPU clock counts it), to compare with ``routetimer/batch``."""
+    pipeline = make_pipeline("batch")
+    pipelines.append(pipeline)
+    directory = tempfile.mkdtemp(prefix="routetimer-bench-")
+    app = make_routetimer(pipeline, ROUTETIMER_MULTIPROC_DIR=directory)
+    _SHARED.append((directory, app.extensions["routetimer"].multiproc))
+    return [
+        Cell(
+            f"multiproc/batch/{route}",
+            "multiproc",
+            "batch",
+            route,
+            app.wsgi_app,
+            make_environ(PATHS[route]),
+            pipeline,
+        )
+        for route in ("hello", "item")
+    ]
+
+
+def cleanup() -> None:
+    """Stop the multiproc cells' writers, then remove their directories."""
+    for directory, multiproc in _SHARED:
+        multiproc.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def verify(cells: list[Cell]) -> list[str]:
@@ -300,6 +338,15 @@ def report(cells: list[Cell], pipelines: list[Pipeline]) -> dict[str, Any]:
     cases["routetimer exempt (/exempt)"] = pct("routetimer/batch/exempt")
     cases["otel excluded (/health)"] = pct("otel/batch/health")
     cases["hooks floor: 3 no-op signal receivers"] = pct("hooks/hello")
+    extra: dict[str, float | None] = {}
+    for route in ("hello", "item"):
+        mine, base = (
+            by_label.get(f"multiproc/batch/{route}"),
+            by_label.get(f"routetimer/batch/{route}"),
+        )
+        extra[f"multiproc dir set, batch/{route}"] = (
+            None if mine is None or base is None else paired_overhead(mine, base)
+        )
 
     print("\nratios of overheads (routetimer/otel < 1 means routetimer is cheaper):")
     for key, value in ratios.items():
@@ -307,6 +354,9 @@ def report(cells: list[Cell], pipelines: list[Pipeline]) -> dict[str, Any]:
     print("\ncase overhead, % of bare on the same route:")
     for key, value in cases.items():
         print(f"  {key:36} {'n/a' if value is None else f'{value:6.1f}%'}")
+    print("\nROUTETIMER_MULTIPROC_DIR set, us/request more than routetimer on the same route:")
+    for key, value in extra.items():
+        print(f"  {key:36} {'n/a' if value is None else f'{value:+6.2f} us'}")
     harness = by_label["harness"].median
     print(
         f"\nharness alone (environ copy + call + body loop): {harness:.2f} us/request, "
@@ -316,6 +366,7 @@ def report(cells: list[Cell], pipelines: list[Pipeline]) -> dict[str, Any]:
         "cells": rows,
         "ratios": ratios,
         "cases_pct_of_bare": cases,
+        "multiproc_extra_us": extra,
         "pipelines": {p.name: p.notes for p in pipelines},
     }
 
@@ -352,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         run_rounds(cells, pipelines, rounds, n, warmup, args.seed)
         result = report(cells, pipelines)
     finally:
+        cleanup()
         for p in pipelines:
             p.shutdown()
     print(f"\nwall time {time.monotonic() - t0:.1f} s")

@@ -38,7 +38,14 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 from ._fence import report
-from .stats import RouteSketch, RouteStatsTable, StatsSnapshot, bounded_merge, snapshot_of
+from .stats import (
+    RouteSketch,
+    RouteStatsTable,
+    StatsSnapshot,
+    bounded_merge,
+    merge_sketches,
+    snapshot_of,
+)
 from .tracebuffer import TraceBuffer
 from .tracedata import TraceData, from_record, trace_from_data, trace_to_data
 
@@ -321,7 +328,7 @@ def _load(cache: FileCache, directory: str, name: str, parse: Any) -> Any:
 
 
 def read_directory(
-    directory: str, cache: FileCache, skip: str = "", want_traces: bool = True
+    directory: str, cache: FileCache, skip: str = "", stats: bool = True, traces: bool = True
 ) -> DirectoryView:
     """All workers' files but ``skip`` (the reader's own, whose live figures are fresher).
 
@@ -331,13 +338,15 @@ def read_directory(
     """
     for _ in range(5):
         try:
-            return _read_once(directory, cache, skip, want_traces)
+            return _read_once(directory, cache, skip, stats, traces)
         except FileNotFoundError:
             continue
-    return _read_once(directory, cache, skip, want_traces)
+    return _read_once(directory, cache, skip, stats, traces)
 
 
-def _read_once(directory: str, cache: FileCache, skip: str, want_traces: bool) -> DirectoryView:
+def _read_once(
+    directory: str, cache: FileCache, skip: str, want_stats: bool, want_traces: bool
+) -> DirectoryView:
     view = DirectoryView()
     exited = _load_exited(cache, directory)
     if exited is not None:
@@ -348,7 +357,7 @@ def _read_once(directory: str, cache: FileCache, skip: str, want_traces: bool) -
     for worker, names in sorted(files.items()):
         if worker == skip or worker in view.absorbed:
             continue
-        if "stats" in names:
+        if want_stats and "stats" in names:
             parse = _stats_parser(worker)
             stats = _load(cache, directory, names["stats"], parse)
             if stats is not None:
@@ -532,6 +541,9 @@ class Multiproc:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self.cache = FileCache()
+        self._others_merged: Optional[
+            tuple[tuple[int, ...], list[Optional[WorkerStats]], list[RouteSketch]]
+        ] = None
         self._new_identity()
         _publishers.add(self)
 
@@ -641,30 +653,44 @@ class Multiproc:
         """What the dashboard reads: every worker's figures, merged."""
         return MergedSource(self)
 
-    def view(self, want_traces: bool = True) -> DirectoryView:
-        """Every other worker's published files."""
-        return read_directory(self.directory, self.cache, self.worker, want_traces)
+    def view(self, stats: bool = True, traces: bool = True) -> DirectoryView:
+        """Every other worker's published files (statistics, traces or both)."""
+        return read_directory(self.directory, self.cache, self.worker, stats, traces)
 
     def merged_stats(self) -> StatsSnapshot:
         """This process's live table merged with every other worker's published one."""
-        return self._merge(self.view(want_traces=False))[0]
+        return self._merge(self.view(traces=False))[0]
+
+    def _others(self, view: DirectoryView) -> list[RouteSketch]:
+        """Every other worker's sketches, merged; reused while their files are unchanged (the
+        file cache then returns the very same parsed objects)."""
+        files: list[Optional[WorkerStats]] = [*view.stats, view.exited]
+        key = tuple(id(stats) for stats in files)
+        cached = self._others_merged
+        if (
+            cached is not None
+            and cached[0] == key
+            and all(a is b for a, b in zip(cached[1], files))
+        ):
+            return cached[2]
+        merged = merge_sketches(s for stats in files if stats is not None for s in stats.routes)
+        self._others_merged = (key, files, merged)
+        return merged
 
     def _merge(self, view: DirectoryView) -> tuple[StatsSnapshot, list[WorkerInfo]]:
         now = time.time()
         own = self._stats.sketches()
-        sketches = list(own)
+        sketches = [*own, *self._others(view)]
         workers: list[WorkerInfo] = []
         if self.started or own:
             age = now - self.last_written if self.last_written else 0.0
             requests = sum(s.count for s in own)
             workers.append(WorkerInfo(os.getpid(), age, requests, True, current=True))
         for stats in view.stats:
-            sketches.extend(stats.routes)
             assert stats.pid is not None
             alive = pid_alive(stats.pid)
             workers.append(WorkerInfo(stats.pid, now - stats.written, stats.requests, alive))
         if view.exited is not None:
-            sketches.extend(view.exited.routes)
             exited = view.exited
             age = now - exited.written
             workers.append(
@@ -706,17 +732,19 @@ class MergedSource:
 
     def __init__(self, multiproc: Multiproc) -> None:
         self._multiproc = multiproc
-        self._view: Optional[DirectoryView] = None
+        self._views: dict[str, DirectoryView] = {}
         self._merged: Optional[tuple[StatsSnapshot, list[WorkerInfo]]] = None
 
-    def _directory_view(self) -> DirectoryView:
-        if self._view is None:  # one read of the directory per dashboard request
-            self._view = self._multiproc.view()
-        return self._view
+    def _read(self, what: str) -> DirectoryView:
+        """Each kind of file read once per dashboard request, and only if the page needs it:
+        ``/api/stats`` parses no trace, ``/api/traces/<id>`` no statistics."""
+        if what not in self._views:
+            self._views[what] = self._multiproc.view(what == "stats", what == "traces")
+        return self._views[what]
 
     def _merge(self) -> tuple[StatsSnapshot, list[WorkerInfo]]:
         if self._merged is None:
-            self._merged = self._multiproc._merge(self._directory_view())
+            self._merged = self._multiproc._merge(self._read("stats"))
         return self._merged
 
     @property
@@ -732,7 +760,7 @@ class MergedSource:
     def traces(self) -> list[TraceData]:
         if self.unavailable is not None:
             return []
-        return self._multiproc.recent_traces(self._directory_view())
+        return self._multiproc.recent_traces(self._read("traces"))
 
     def trace(self, trace_id: str) -> Optional[TraceData]:
         if self.unavailable is not None:
@@ -741,7 +769,7 @@ class MergedSource:
         if record is not None:
             return from_record(record, os.getpid())
         wanted = trace_id.lower()
-        for group in self._directory_view().traces:
+        for group in self._read("traces").traces:
             for trace in group.traces:
                 if trace.trace_id == wanted:
                     return trace

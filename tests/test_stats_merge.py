@@ -101,7 +101,7 @@ def test_sketch_data_round_trips_through_json() -> None:
     """to_data is strict JSON (no Infinity, also for an empty row) and from_data reads it back."""
     table = table_of([0.01, 0.02, 5.0], errors_every=2)
     sketches = table.sketches()
-    empty = RouteSketch("GET", "/e", False, 0, 0, 0.0, math.inf, -math.inf, ())
+    empty = RouteSketch("GET", "/e", False, 0, 0, 0.0, math.inf, -math.inf, 0, ())
     for sketch in [*sketches, empty]:
         text = json.dumps(sketch.to_data(), allow_nan=False)
         assert RouteSketch.from_data(json.loads(text)) == sketch
@@ -119,9 +119,13 @@ def test_sketch_data_round_trips_through_json() -> None:
         ("total", "1.0"),
         ("min", -0.5),
         ("max", float("inf")),
-        ("buckets", [[10**6, 3]]),  # outside the shared layout
-        ("buckets", [[5, 1], [5, 2]]),  # not increasing
-        ("buckets", "[]"),
+        ("offset", 10**6),  # outside the shared layout
+        ("offset", -1),
+        ("counts", [1, 1, 1, 1]),  # no longer adds up to the count
+        ("counts", [4, -1]),
+        ("counts", [1.5, 1.5]),
+        ("counts", [[3]]),
+        ("counts", "[3]"),
     ],
 )
 def test_from_data_refuses_anything_but_a_valid_sketch(field: str, value: object) -> None:

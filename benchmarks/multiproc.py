@@ -1,0 +1,199 @@
+"""Cost of the merged view (ROUTETIMER_MULTIPROC_DIR): ``python -m benchmarks.multiproc``.
+
+- **merge**: one worker answers ``/api/stats`` for 8 workers x 1000 routes (each route with
+  ~500 requests spread over its latency buckets): through the dashboard (parse, validate,
+  merge, quantiles, JSON) with every file new since the last read ("cold", the case under
+  load, when every worker rewrote its file) and with unchanged files ("warm", parsed files
+  cached by inode, size and mtime).
+- **writer**: CPU of one write of a worker with 1000 routes and a full trace buffer (200
+  traces of 2 spans), everything changed since the last write (the worst interval), then one
+  with only 20 new traces, then one with nothing new (what an idle worker costs per interval).
+
+Per-request cost with the directory set is a cell of ``benchmarks.overhead`` (multiproc/batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Optional
+
+from flask import Flask
+from opentelemetry.sdk.trace import TracerProvider
+
+from benchmarks.apps import write_json
+
+WORKERS = 8
+ROUTES = 1000
+
+
+def make_app(directory: Optional[str], routes: int, provider: TracerProvider) -> tuple[Flask, Any]:
+    """An app publishing to ``directory``, with the dashboard on as in production (auth set,
+    no debug mode: Flask pretty-prints JSON in debug mode, several times slower)."""
+    from flask_routetimer import RouteTimer
+
+    app = Flask("bench_multiproc")
+    app.config.update(
+        ROUTETIMER_MULTIPROC_DIR=directory,
+        ROUTETIMER_MULTIPROC_INTERVAL=3600,
+        ROUTETIMER_DASHBOARD=True,
+        ROUTETIMER_DASHBOARD_AUTH=lambda: True,
+    )
+    timer = RouteTimer(app, tracer_provider=provider)
+    for index in range(routes):
+        app.add_url_rule(f"/r{index}/<int:n>", f"r{index}", lambda n: "ok")
+    return app, timer
+
+
+def fill_stats(app: Flask, routes: int, per_route: int, seed: int) -> None:
+    """``per_route`` lognormal latencies (median 20 ms) into each route's row."""
+    rng = random.Random(seed)
+    table = app.extensions["routetimer"].stats
+    for index in range(routes):
+        for _ in range(per_route):
+            table.record("GET", f"/r{index}/<int:n>", rng.lognormvariate(-3.9, 0.8), False)
+
+
+def timed(function: Callable[[], Any], repeat: int) -> list[float]:
+    """CPU milliseconds of each call in this thread: on a shared machine wall time would also
+    count the time other processes held the core."""
+    return [cpu_ms(function) for _ in range(repeat)]
+
+
+def cpu_ms(function: Callable[[], Any]) -> float:
+    """CPU milliseconds of one call in this thread (what the writer thread would spend)."""
+    start = time.thread_time()
+    function()
+    return (time.thread_time() - start) * 1000
+
+
+def bench_merge(directory: str, routes: int, per_route: int, repeat: int) -> dict[str, Any]:
+    """Publish 8 workers' tables, then time /api/stats in a ninth app (no table of its own)."""
+    provider = TracerProvider()
+    for worker in range(WORKERS):
+        app, _ = make_app(directory, routes, provider)
+        fill_stats(app, routes, per_route, seed=worker)
+        app.extensions["routetimer"].multiproc.publish()
+    reader, timer = make_app(directory, 0, provider)
+    client = reader.test_client()
+    cache = reader.extensions["routetimer"].multiproc.cache
+
+    def api(query: str, fresh: bool) -> Callable[[], None]:
+        def call() -> None:
+            if fresh:
+                cache.keep_only(())  # as if every worker had rewritten its file since
+            answer = client.get(f"/_routetimer/api/stats{query}")
+            assert answer.status_code == 200 and answer.get_json()["workers"] == WORKERS
+
+        return call
+
+    def merge_only(fresh: bool) -> Callable[[], None]:
+        def call() -> None:
+            if fresh:
+                cache.keep_only(())
+            assert timer.stats(reader).workers == WORKERS
+
+        return call
+
+    api("", True)()  # imports, first parse
+    sizes = [os.path.getsize(os.path.join(directory, n)) for n in os.listdir(directory)]
+    figures: dict[str, Any] = {
+        "workers": WORKERS,
+        "routes": routes,
+        "requests_per_route_per_worker": per_route,
+        "stats_file_kb": max(sizes) / 1024,
+    }
+    alone, _ = make_app(None, routes, provider)  # the same routes, one process, no directory
+    for worker in range(WORKERS):
+        fill_stats(alone, routes, per_route, seed=worker)
+    alone_client = alone.test_client()
+
+    def one_process() -> None:
+        assert alone_client.get("/_routetimer/api/stats").status_code == 200
+
+    cases = {
+        "/api/stats, one process, no directory": one_process,
+        "timer.stats(), files new": merge_only(True),
+        "timer.stats(), files cached": merge_only(False),
+        "/api/stats?buckets=0, files new": api("?buckets=0", True),
+        "/api/stats, files new": api("", True),
+        "/api/stats, files cached": api("", False),
+    }
+    figures["ms"] = {name: statistics.median(timed(call, repeat)) for name, call in cases.items()}
+    provider.shutdown()
+    return figures
+
+
+def bench_writer(directory: str, routes: int, per_route: int) -> dict[str, Any]:
+    """CPU of one interval's write: everything new, 20 new traces, nothing new."""
+    provider = TracerProvider()
+    app, timer = make_app(directory, routes, provider)
+    fill_stats(app, routes, per_route, seed=99)
+    client = app.test_client()
+
+    def serve(count: int) -> None:
+        for index in range(count):
+            with timer.timed("lookup"):
+                pass
+            client.get(f"/r{index % routes}/{index}")
+
+    multiproc = app.extensions["routetimer"].multiproc
+    serve(200)
+    everything = cpu_ms(multiproc.publish)
+    serve(20)
+    some = cpu_ms(multiproc.publish)
+    idle = statistics.median(cpu_ms(multiproc.publish) for _ in range(20))
+    traces = os.path.getsize(os.path.join(directory, f"traces-{multiproc.worker}.json"))
+    multiproc.stop()
+    provider.shutdown()
+    return {
+        "routes": routes,
+        "traces": 200,
+        "traces_file_kb": traces / 1024,
+        "all_changed_cpu_ms": everything,
+        "20_new_traces_cpu_ms": some,
+        "idle_cpu_ms": idle,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few seconds, CI smoke")
+    parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    args = parser.parse_args(argv)
+    routes = 50 if args.quick else ROUTES
+    per_route = 50 if args.quick else 500
+    repeat = 3 if args.quick else 15
+    merge_dir = tempfile.mkdtemp(prefix="routetimer-bench-")
+    writer_dir = tempfile.mkdtemp(prefix="routetimer-bench-")
+    try:
+        merge = bench_merge(merge_dir, routes, per_route, repeat)
+        writer = bench_writer(writer_dir, routes, per_route)
+    finally:
+        shutil.rmtree(merge_dir, ignore_errors=True)
+        shutil.rmtree(writer_dir, ignore_errors=True)
+    print(
+        f"merging {merge['workers']} workers x {merge['routes']} routes "
+        f"({merge['stats_file_kb']:.0f} kB per file), median of {repeat}:"
+    )
+    for name, ms in merge["ms"].items():
+        print(f"  {name:34} {ms:8.1f} ms")
+    print(
+        f"writer CPU per interval, {writer['routes']} routes and {writer['traces']} traces "
+        f"({writer['traces_file_kb']:.0f} kB): {writer['all_changed_cpu_ms']:.1f} ms all new, "
+        f"{writer['20_new_traces_cpu_ms']:.1f} ms with 20 new traces, "
+        f"{writer['idle_cpu_ms']:.2f} ms idle"
+    )
+    if args.json:
+        write_json(args.json, {"merge": merge, "writer": writer, "quick": args.quick})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
