@@ -9,7 +9,10 @@
   traces of 2 spans), everything changed since the last write (the worst interval), then one
   with only 20 new traces, then one with nothing new (what an idle worker costs per interval).
 
-Per-request cost with the directory set is a cell of ``benchmarks.overhead`` (multiproc/batch).
+- **per request**: flask-routetimer (batch pipeline) with and without the directory, in
+  interleaved rounds with the order shuffled each round, on process CPU time (the writer thread
+  included); the figure is the median of the per-round differences. The same cells are also in
+  ``benchmarks.overhead`` (``multiproc/batch``), among many others and so with fewer rounds each.
 """
 
 from __future__ import annotations
@@ -162,6 +165,43 @@ def bench_writer(directory: str, routes: int, per_route: int) -> dict[str, Any]:
     }
 
 
+def bench_per_request(rounds: int, requests: int) -> dict[str, Any]:
+    """Paired rounds of /hello: with ROUTETIMER_MULTIPROC_DIR (writer running) and without."""
+    from benchmarks.apps import make_pipeline, make_routetimer
+    from benchmarks.overhead import make_environ, run_requests
+
+    directory = tempfile.mkdtemp(prefix="routetimer-bench-")
+    plain_pipeline, shared_pipeline = make_pipeline("batch"), make_pipeline("batch")
+    plain = make_routetimer(plain_pipeline).wsgi_app
+    shared_app = make_routetimer(shared_pipeline, ROUTETIMER_MULTIPROC_DIR=directory)
+    cells = {"without": plain, "with": shared_app.wsgi_app}
+    samples: dict[str, list[float]] = {name: [] for name in cells}
+    environ = make_environ("/hello")
+    rng = random.Random(5)
+    try:
+        for wsgi in cells.values():
+            run_requests(wsgi, environ, 500)  # warm-up; starts the writer thread
+        for _ in range(rounds):
+            order = list(cells)
+            rng.shuffle(order)
+            for name in order:
+                samples[name].append(run_requests(cells[name], environ, requests))
+    finally:
+        shared_app.extensions["routetimer"].multiproc.stop()
+        plain_pipeline.shutdown()
+        shared_pipeline.shutdown()
+        shutil.rmtree(directory, ignore_errors=True)
+    diffs = [a - b for a, b in zip(samples["with"], samples["without"])]
+    return {
+        "rounds": rounds,
+        "requests_per_round": requests,
+        "without_us": statistics.median(samples["without"]),
+        "with_us": statistics.median(samples["with"]),
+        "extra_us_median": statistics.median(diffs),
+        "extra_us_quartiles": statistics.quantiles(diffs, n=4) if len(diffs) >= 4 else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds, CI smoke")
@@ -173,11 +213,19 @@ def main(argv: list[str] | None = None) -> int:
     merge_dir = tempfile.mkdtemp(prefix="routetimer-bench-")
     writer_dir = tempfile.mkdtemp(prefix="routetimer-bench-")
     try:
+        per_request = bench_per_request(6 if args.quick else 40, 200 if args.quick else 2000)
         merge = bench_merge(merge_dir, routes, per_route, repeat)
         writer = bench_writer(writer_dir, routes, per_route)
     finally:
         shutil.rmtree(merge_dir, ignore_errors=True)
         shutil.rmtree(writer_dir, ignore_errors=True)
+    quartiles = per_request["extra_us_quartiles"]
+    print(
+        f"per request (/hello, batch, CPU time): {per_request['without_us']:.2f} us without the "
+        f"directory, {per_request['with_us']:.2f} us with it; paired difference "
+        f"{per_request['extra_us_median']:+.2f} us (quartiles "
+        f"{', '.join(f'{q:+.2f}' for q in quartiles) if quartiles else 'n/a'})"
+    )
     print(
         f"merging {merge['workers']} workers x {merge['routes']} routes "
         f"({merge['stats_file_kb']:.0f} kB per file), median of {repeat}:"
@@ -191,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{writer['idle_cpu_ms']:.2f} ms idle"
     )
     if args.json:
-        write_json(args.json, {"merge": merge, "writer": writer, "quick": args.quick})
+        figures = {"per_request": per_request, "merge": merge, "writer": writer}
+        write_json(args.json, {**figures, "quick": args.quick})
     return 0
 
 
