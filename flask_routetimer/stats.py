@@ -10,7 +10,6 @@ capped (``max_routes``) so a flood of distinct methods cannot grow the table wit
 from __future__ import annotations
 
 import math
-import operator
 import threading
 from bisect import bisect_left
 from collections.abc import Iterable
@@ -323,16 +322,21 @@ class RouteSketch:
     @classmethod
     def from_data(cls, data: object) -> RouteSketch:
         """Validate :meth:`to_data`'s form (read from a file others may write); ValueError if
-        it is not exactly that, so a corrupt file never yields a wrong row."""
-        if not isinstance(data, dict):
+        it is not exactly that, so a corrupt file never yields a wrong row. Lean on purpose:
+        a merged view of 8 workers reads 8000 of them."""
+        if type(data) is not dict:
             raise ValueError("a route sketch must be an object")
-        method, route = data.get("method"), data.get("route")
-        if not isinstance(method, str) or not (route is None or isinstance(route, str)):
+        try:
+            method, route, count = data["method"], data["route"], data["count"]
+            errors, offset, counts = data["error_count"], data["offset"], data["counts"]
+        except KeyError as exc:
+            raise ValueError(f"a route sketch needs {exc}") from None
+        if type(method) is not str or not (route is None or type(route) is str):
             raise ValueError("a route sketch needs a string method and a string or null route")
-        count, errors = _count(data.get("count")), _count(data.get("error_count"))
-        offset, counts = _count(data.get("offset")), _counts(data.get("counts"), count)
-        if errors > count or offset + len(counts) > BUCKET_COUNT:
-            raise ValueError("a route sketch's errors exceed its count, or buckets its layout")
+        if not (type(count) is type(errors) is type(offset) is int and count >= errors >= 0):
+            raise ValueError("a route sketch's counts must be integers, errors <= count")
+        if not (0 <= offset and offset + len(_counts(counts, count)) <= BUCKET_COUNT):
+            raise ValueError("a route sketch's buckets must lie in the shared layout")
         overflow = data.get("overflow") is True
         if count == 0:
             return cls(method, route, overflow, 0, 0, 0.0, _INF, -_INF, 0, ())
@@ -340,7 +344,7 @@ class RouteSketch:
         if low > high:
             raise ValueError("a route sketch's min must not exceed its max")
         total = _seconds(data.get("total"))
-        return cls(method, route, overflow, count, errors, total, low, high, offset, counts)
+        return cls(method, route, overflow, count, errors, total, low, high, offset, tuple(counts))
 
 
 def _cumulative_quantile(
@@ -360,22 +364,16 @@ def _cumulative_quantile(
     return min(max(2.0 * lower * upper / (lower + upper), low), high)
 
 
-def _count(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"a count must be a non-negative integer, got {value!r}")
-    return value
-
-
 def _seconds(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < _INF:
         raise ValueError(f"a time must be finite, non-negative seconds, got {value!r}")
     return float(value)
 
 
-def _counts(value: object, count: int) -> tuple[int, ...]:
+def _counts(value: object, count: int) -> list[int]:
     """Bucket counts adding up to ``count``: checked in C (sum, min), as merging 8 workers of
     1000 routes reads about a million of them."""
-    if not isinstance(value, list):
+    if type(value) is not list:
         raise ValueError("a route sketch's counts must be a list")
     try:
         total = sum(value)  # TypeError for anything but numbers
@@ -383,59 +381,46 @@ def _counts(value: object, count: int) -> tuple[int, ...]:
         raise ValueError("bucket counts must be integers") from None
     if type(total) is not int or (value and min(value) < 0) or total != count:
         raise ValueError("bucket counts must be non-negative integers adding up to the count")
-    return tuple(value)
+    return value
 
 
-class _Accumulator:
-    """Sums of one key's sketches; buckets in a dense list, added slice by slice in C."""
-
-    __slots__ = ("first", "count", "errors", "total", "low", "high", "dense", "lo", "hi")
-
-    def __init__(self, first: RouteSketch) -> None:
-        self.first = first
-        self.count, self.errors, self.total = 0, 0, 0.0
-        self.low, self.high = _INF, -_INF
-        self.dense = [0] * BUCKET_COUNT
-        self.lo, self.hi = BUCKET_COUNT, 0
-
-    def add(self, sketch: RouteSketch) -> None:
-        self.count += sketch.count
-        self.errors += sketch.error_count
-        self.total += sketch.total
-        self.low = min(self.low, sketch.min)
-        self.high = max(self.high, sketch.max)
-        counts = sketch.counts
-        if counts:
-            start, stop = sketch.offset, sketch.offset + len(counts)
-            self.dense[start:stop] = map(operator.add, self.dense[start:stop], counts)
-            self.lo, self.hi = min(self.lo, start), max(self.hi, stop)
-
-    def sketch(self, overflow: bool) -> RouteSketch:
-        first, lo = self.first, min(self.lo, self.hi)
-        counts = tuple(self.dense[lo : self.hi])
-        return RouteSketch(
-            first.method,
-            first.route,
-            overflow,
-            self.count,
-            self.errors,
-            self.total,
-            self.low,
-            self.high,
-            lo if counts else 0,
-            counts,
-        )
+def _merged_group(group: list[RouteSketch]) -> RouteSketch:
+    """The sum of one key's sketches: bucket runs padded to a common window and added
+    column by column (``zip`` and ``sum`` run in C; a thousand routes of 8 workers add up
+    in a few tens of milliseconds)."""
+    if len(group) == 1:
+        return group[0]
+    runs = [sketch for sketch in group if sketch.counts]
+    lo = min((sketch.offset for sketch in runs), default=0)
+    hi = max((sketch.offset + len(sketch.counts) for sketch in runs), default=0)
+    padded = [
+        (0,) * (s.offset - lo) + s.counts + (0,) * (hi - s.offset - len(s.counts)) for s in runs
+    ]
+    first = group[0]
+    return RouteSketch(
+        first.method,
+        first.route,
+        first.overflow,
+        sum(sketch.count for sketch in group),
+        sum(sketch.error_count for sketch in group),
+        math.fsum(sketch.total for sketch in group),
+        min(sketch.min for sketch in group),
+        max(sketch.max for sketch in group),
+        lo,
+        tuple(map(sum, zip(*padded))),
+    )
 
 
 def merge_sketches(sketches: Iterable[RouteSketch]) -> list[RouteSketch]:
     """One sketch per key, adding up every process's sketch of it (order of first sight)."""
-    merged: dict[tuple[str, Optional[str], bool], _Accumulator] = {}  # noqa: UP045
+    groups: dict[tuple[str, Optional[str], bool], list[RouteSketch]] = {}  # noqa: UP045
     for sketch in sketches:
-        accumulator = merged.get(sketch.key)
-        if accumulator is None:
-            accumulator = merged[sketch.key] = _Accumulator(sketch)
-        accumulator.add(sketch)
-    return [accumulator.sketch(key[2]) for key, accumulator in merged.items()]
+        group = groups.get(sketch.key)
+        if group is None:
+            groups[sketch.key] = [sketch]
+        else:
+            group.append(sketch)
+    return [_merged_group(group) for group in groups.values()]
 
 
 def bounded_merge(sketches: Iterable[RouteSketch], max_routes: int) -> list[RouteSketch]:

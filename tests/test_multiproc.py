@@ -429,3 +429,35 @@ def test_the_dashboard_shows_each_worker(make_worker: Callable[..., Worker]) -> 
     page = second[2].get("/_routetimer/").get_data(as_text=True)
     assert "Merged over 2 worker processes" in page
     assert f"pid {os.getpid()}" in page and "answering this page" in page
+
+
+def test_a_writer_folds_the_files_of_processes_that_are_gone(
+    make_worker: Callable[..., Worker], shared: Path
+) -> None:
+    """Without a child_exit hook (uWSGI), a running worker compacts exited workers' files."""
+    donor = make_worker()
+    serve(donor, 2)
+    mp(donor[0]).publish()
+    (template,) = shared.glob("stats-*.json")
+    fake_exited_worker(shared, template, dead_pid(), "f" * 16)
+    writer = make_worker()
+    serve(writer, 1)
+    mp(writer[0]).publish()  # its first write looks for exited workers
+    assert (shared / "exited.json").exists()
+    assert len(list(shared.glob("stats-*.json"))) == 2  # the donor's and the writer's
+    assert count_of(writer[1].stats(writer[0])) == 2 + 2 + 1
+
+
+def test_a_forked_child_is_a_new_worker_with_only_its_own_requests(
+    make_worker: Callable[..., Worker],
+) -> None:
+    """After a fork the child gets its own name and an empty table (the parent publishes what
+    it served before); a fork outside os.fork (uWSGI) is noticed at the first request."""
+    app, timer, _ = worker = make_worker()
+    serve(worker, 3)
+    before = mp(app).worker
+    mp(app).stop()  # a child has no writer thread: threads do not survive a fork
+    mp(app).pid = -1  # and, forked in C, no fork hook ran: its pid differs from the recorded one
+    serve(worker, 1)  # the first request notices, takes a new name, starts empty
+    assert mp(app).worker != before and mp(app).pid == os.getpid()
+    assert count_of(timer.stats(app, merged=False)) == 1
