@@ -32,6 +32,7 @@ from ._body import WatchedBody, is_lazy_body, sends_body
 from ._fence import report
 from ._flaskctx import is_popped, request_context
 from .metrics import RequestMetrics
+from .multiproc import Multiproc
 from .publish import publish
 from .record import RequestRecord, current_record, detach, in_flight, set_current
 from .request_span import end_span, note_exception, open_span, pass_through
@@ -59,7 +60,6 @@ class RequestLifecycle:
         self.routes = state.routes
         self.traces = state.traces
         self.stats = state.stats
-        self.multiproc = state.multiproc
 
     def receivers(self) -> list[tuple[Signal, Callable[..., None]]]:
         """Each Flask signal and the receiver that times it."""
@@ -167,9 +167,7 @@ class RequestLifecycle:
             return None
         if not self.traces.decided:
             self.state.decide_trace_buffer(app)
-        multiproc = self.multiproc
-        if multiproc is not None and not multiproc.started:
-            multiproc.start()  # this process's first request: its writer thread, once
+        _start_writer(self.state.multiproc)
         record = RequestRecord(self, request_context(), app, info, start)
         telemetry = self.telemetry
         tracing, metrics = telemetry.tracing_active(), telemetry.metrics_active()
@@ -296,3 +294,10 @@ def _propagates(app: Flask) -> bool:
     """Whether Flask re-raises an unhandled exception instead of answering 500 (as it decides)."""
     propagate = app.config.get("PROPAGATE_EXCEPTIONS")
     return bool(app.testing or app.debug) if propagate is None else bool(propagate)
+
+
+def _start_writer(multiproc: Optional[Multiproc]) -> None:
+    """A process's first timed request starts its writer thread (``ROUTETIMER_MULTIPROC_DIR``):
+    in a worker, after the fork, never in a pre-fork master that serves nothing."""
+    if multiproc is not None and not multiproc.started:
+        multiproc.start()

@@ -172,13 +172,7 @@ def test_histogram_merges_equal_quantile_markers():
 def test_waterfall_marks_the_first_byte_on_a_streamed_request():
     """A request span with a time to first byte gets a marker on its bar; others get none."""
     root = make_span("GET /stream", 1, None, 1000, 1400)
-    root = ReadableSpan(
-        name=root.name,
-        context=root.context,
-        start_time=root.start_time,
-        end_time=root.end_time,
-        attributes={"routetimer.time_to_first_byte": 100e-9},
-    )
+    root = replace(root, attributes={"routetimer.time_to_first_byte": 100e-9})
     rows = geometry.waterfall([root, make_span("render rows.html", 2, 1, 1000, 1300)])
     assert (rows[0].first_byte, rows[0].first_byte_x) == (pytest.approx(100e-9), 25.0)
     assert (rows[1].first_byte, rows[1].first_byte_x) == (None, None)
