@@ -15,7 +15,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from itertools import accumulate
-from typing import Optional
+from typing import Any, Optional
 
 __all__ = [
     "RouteSketch",
@@ -241,6 +241,80 @@ def _first_byte_quantiles(
 
 
 @dataclass(frozen=True)
+class FirstByteSketch:
+    """A row's times to first byte as raw runs of buckets (see :class:`RouteSketch`)."""
+
+    count: int
+    min: float
+    max: float
+    offset: int
+    counts: tuple[int, ...]
+
+    def quantiles(self) -> tuple[int, Optional[float], Optional[float], Optional[float]]:  # noqa: UP045
+        """``(count, p50, p95, p99)`` as ``RouteStats`` reports them."""
+        bounds = BUCKET_BOUNDS[self.offset : self.offset + len(self.counts)]
+        cumulative = list(accumulate(self.counts))
+        p50, p95, p99 = (
+            _cumulative_quantile(cumulative, bounds, self.count, self.min, self.max, q)
+            for q in (0.5, 0.95, 0.99)
+        )
+        return self.count, p50, p95, p99
+
+    def to_data(self) -> dict[str, object]:
+        return {
+            "count": self.count,
+            "min": self.min,
+            "max": self.max,
+            "offset": self.offset,
+            "counts": list(self.counts),
+        }
+
+    @classmethod
+    def from_data(cls, data: object) -> Optional[FirstByteSketch]:  # noqa: UP045
+        """None for null; ValueError for anything but :meth:`to_data`'s form with data."""
+        if data is None:
+            return None
+        if type(data) is not dict:
+            raise ValueError("a first-byte sketch must be an object or null")
+        count, offset = data.get("count"), data.get("offset")
+        if not (type(count) is type(offset) is int and count > 0 and offset >= 0):
+            raise ValueError("a first-byte sketch needs a count > 0 and an offset")
+        counts = _counts(data.get("counts"), count)
+        low, high = _seconds(data.get("min")), _seconds(data.get("max"))
+        if offset + len(counts) > BUCKET_COUNT or low > high:
+            raise ValueError("a first-byte sketch's buckets or extremes are out of order")
+        return cls(count, low, high, offset, tuple(counts))
+
+
+def _merged_first_bytes(
+    sketches: list[Optional[FirstByteSketch]],  # noqa: UP045
+) -> Optional[FirstByteSketch]:  # noqa: UP045
+    present = [sketch for sketch in sketches if sketch is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
+    offset, counts = _added_runs([(sketch.offset, sketch.counts) for sketch in present])
+    return FirstByteSketch(
+        sum(sketch.count for sketch in present),
+        min(sketch.min for sketch in present),
+        max(sketch.max for sketch in present),
+        offset,
+        counts,
+    )
+
+
+def _added_runs(runs: list[tuple[int, tuple[int, ...]]]) -> tuple[int, tuple[int, ...]]:
+    """Bucket runs ``(offset, counts)`` padded to a common window and added column by column
+    (``zip`` and ``sum`` run in C: a thousand routes of 8 workers add up in tens of ms)."""
+    runs = [run for run in runs if run[1]]
+    if not runs:
+        return 0, ()
+    lo = min(offset for offset, _ in runs)
+    hi = max(offset + len(counts) for offset, counts in runs)
+    padded = [(0,) * (o - lo) + c + (0,) * (hi - o - len(c)) for o, c in runs]
+    return lo, tuple(map(sum, zip(*padded)))
+
+
+@dataclass(frozen=True)
 class RouteSketch:
     """A row's raw sketch: what several processes' rows add up from, exactly.
 
@@ -261,6 +335,7 @@ class RouteSketch:
     max: float  # -inf while empty
     offset: int
     counts: tuple[int, ...]
+    ttfb: Optional[FirstByteSketch] = None  # noqa: UP045  # None: never streamed a first byte
 
     @property
     def key(self) -> tuple[str, Optional[str], bool]:  # noqa: UP045
@@ -301,6 +376,7 @@ class RouteSketch:
             p99=p99,
             overflow=self.overflow,
             buckets=buckets,
+            **_ttfb_fields(self.ttfb),
         )
 
     def to_data(self) -> dict[str, object]:
@@ -317,6 +393,7 @@ class RouteSketch:
             "max": None if empty else self.max,
             "offset": self.offset,
             "counts": list(self.counts),
+            "ttfb": None if self.ttfb is None else self.ttfb.to_data(),
         }
 
     @classmethod
@@ -344,7 +421,10 @@ class RouteSketch:
         if low > high:
             raise ValueError("a route sketch's min must not exceed its max")
         total = _seconds(data.get("total"))
-        return cls(method, route, overflow, count, errors, total, low, high, offset, tuple(counts))
+        ttfb = FirstByteSketch.from_data(data.get("ttfb"))
+        return cls(
+            method, route, overflow, count, errors, total, low, high, offset, tuple(counts), ttfb
+        )
 
 
 def _cumulative_quantile(
@@ -362,6 +442,12 @@ def _cumulative_quantile(
         return min(max(0.0, low), high)
     lower, upper = bounds[index]
     return min(max(2.0 * lower * upper / (lower + upper), low), high)
+
+
+def _ttfb_fields(sketch: Optional[FirstByteSketch]) -> dict[str, Any]:  # noqa: UP045
+    """``RouteStats``' time-to-first-byte fields of a sketch (none for a row never streamed)."""
+    count, p50, p95, p99 = _NO_FIRST_BYTES if sketch is None else sketch.quantiles()
+    return {"ttfb_count": count, "ttfb_p50": p50, "ttfb_p95": p95, "ttfb_p99": p99}
 
 
 def _seconds(value: object) -> float:
@@ -385,17 +471,10 @@ def _counts(value: object, count: int) -> list[int]:
 
 
 def _merged_group(group: list[RouteSketch]) -> RouteSketch:
-    """The sum of one key's sketches: bucket runs padded to a common window and added
-    column by column (``zip`` and ``sum`` run in C; a thousand routes of 8 workers add up
-    in a few tens of milliseconds)."""
+    """The sum of one key's sketches (a lone one is kept as it is)."""
     if len(group) == 1:
         return group[0]
-    runs = [sketch for sketch in group if sketch.counts]
-    lo = min((sketch.offset for sketch in runs), default=0)
-    hi = max((sketch.offset + len(sketch.counts) for sketch in runs), default=0)
-    padded = [
-        (0,) * (s.offset - lo) + s.counts + (0,) * (hi - s.offset - len(s.counts)) for s in runs
-    ]
+    offset, counts = _added_runs([(sketch.offset, sketch.counts) for sketch in group])
     first = group[0]
     return RouteSketch(
         first.method,
@@ -406,8 +485,9 @@ def _merged_group(group: list[RouteSketch]) -> RouteSketch:
         math.fsum(sketch.total for sketch in group),
         min(sketch.min for sketch in group),
         max(sketch.max for sketch in group),
-        lo,
-        tuple(map(sum, zip(*padded))),
+        offset,
+        counts,
+        _merged_first_bytes([sketch.ttfb for sketch in group]),
     )
 
 
@@ -445,6 +525,17 @@ def snapshot_of(
     kept = bounded_merge(sketches, max_routes)
     routes = tuple(sorted((row.freeze() for row in kept), key=_sort_key))
     return StatsSnapshot(routes, max_routes, any(row.overflow for row in kept), workers)
+
+
+def _first_byte_sketch(
+    copied: Optional[tuple[int, float, float, list[int]]],  # noqa: UP045
+) -> Optional[FirstByteSketch]:  # noqa: UP045
+    """The runs of a row's copied first-byte sketch, from the bucket of its min to its max."""
+    if copied is None or not copied[0]:
+        return None
+    count, low, high, counts = copied
+    start, stop = _bucket_index(low), _bucket_index(high) + 1
+    return FirstByteSketch(count, low, high, start, tuple(counts[start:stop]))
 
 
 class _RouteRow:
@@ -516,10 +607,21 @@ class _RouteRow:
             if count:
                 start, stop = _bucket_index(low), _bucket_index(high) + 1
                 counts = tuple(self.counts[start:stop])
+            first_bytes = self.first_bytes.copy() if self.first_bytes is not None else None
         if not count:
             return RouteSketch(self.method, self.route, self.overflow, 0, 0, 0.0, low, high, 0, ())
         return RouteSketch(
-            self.method, self.route, self.overflow, count, errors, total, low, high, start, counts
+            self.method,
+            self.route,
+            self.overflow,
+            count,
+            errors,
+            total,
+            low,
+            high,
+            start,
+            counts,
+            _first_byte_sketch(first_bytes),
         )
 
     def freeze(self) -> RouteStats:

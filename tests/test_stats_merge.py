@@ -94,6 +94,8 @@ def test_one_process_merged_alone_equals_its_own_snapshot() -> None:
     """The merged view of one table is that table's snapshot, quantiles included."""
     table = table_of([0.001 * i for i in range(1, 500)], errors_every=7)
     table.record("GET", None, 0.5, False)
+    for n in range(1, 30):
+        table.record("GET", "/stream", 0.2, False, ttfb=0.002 * n)
     assert snapshot_of(table.sketches(), 1000).routes == table.snapshot().routes
 
 
@@ -126,6 +128,8 @@ def test_sketch_data_round_trips_through_json() -> None:
         ("counts", [1.5, 1.5]),
         ("counts", [[3]]),
         ("counts", "[3]"),
+        ("ttfb", {"count": 1}),
+        ("ttfb", [1]),
     ],
 )
 def test_from_data_refuses_anything_but_a_valid_sketch(field: str, value: object) -> None:
@@ -140,3 +144,32 @@ def test_from_data_refuses_a_non_object() -> None:
     """A list where a sketch should be is refused."""
     with pytest.raises(ValueError):
         RouteSketch.from_data([1, 2])
+
+
+def test_times_to_first_byte_merge_like_durations() -> None:
+    """Streamed rows' first-byte sketches add up too; rows that never streamed have none."""
+    first, second, whole = (RouteStatsTable(1000) for _ in range(3))
+    for index, table in enumerate((first, second)):
+        for n in range(1, 40):
+            ttfb = 0.001 * n * (index + 1)
+            table.record("GET", "/stream", 0.5, False, ttfb=ttfb)
+            whole.record("GET", "/stream", 0.5, False, ttfb=ttfb)
+        table.record("GET", "/plain", 0.1, False)
+        whole.record("GET", "/plain", 0.1, False)
+    merged = {
+        (r.method, r.route): r
+        for r in snapshot_of([*first.sketches(), *second.sketches()], 1000).routes
+    }
+    expected = {(r.method, r.route): r for r in whole.snapshot().routes}
+    stream, plain = merged["GET", "/stream"], merged["GET", "/plain"]
+    assert (stream.ttfb_count, stream.ttfb_p50, stream.ttfb_p95, stream.ttfb_p99) == (
+        78,
+        expected["GET", "/stream"].ttfb_p50,
+        expected["GET", "/stream"].ttfb_p95,
+        expected["GET", "/stream"].ttfb_p99,
+    )
+    assert (plain.ttfb_count, plain.ttfb_p50) == (0, None)
+    (data,) = [s.to_data() for s in first.sketches() if s.route == "/stream"]
+    assert RouteSketch.from_data(json.loads(json.dumps(data))) == next(
+        s for s in first.sketches() if s.route == "/stream"
+    )
