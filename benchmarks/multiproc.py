@@ -202,6 +202,36 @@ def bench_per_request(rounds: int, requests: int) -> dict[str, Any]:
     }
 
 
+def bench_hot_path(directory: str) -> dict[str, Any]:
+    """What a request pays with the directory set, apart from the writer thread: the check that
+    starts the writer (nanoseconds), and the writer's CPU per interval for the small benchmark
+    app (4 routes, dashboard off, so no traces), spread over the requests of that interval."""
+    import timeit
+
+    from benchmarks.apps import make_pipeline, make_routetimer
+    from benchmarks.overhead import make_environ, run_requests
+    from flask_routetimer.lifecycle import _start_writer
+
+    pipeline = make_pipeline("batch")
+    app = make_routetimer(pipeline, ROUTETIMER_MULTIPROC_DIR=directory)
+    multiproc = app.extensions["routetimer"].multiproc
+    run_requests(app.wsgi_app, make_environ("/hello"), 100)  # starts the writer
+    number = 1_000_000
+    started = min(timeit.repeat(lambda: _start_writer(multiproc), number=number, repeat=5))
+    unset = min(timeit.repeat(lambda: _start_writer(None), number=number, repeat=5))
+    writes = []
+    for _ in range(20):
+        run_requests(app.wsgi_app, make_environ("/hello"), 50)  # something changed
+        writes.append(cpu_ms(multiproc.publish))
+    multiproc.stop()
+    pipeline.shutdown()
+    return {
+        "check_ns_dir_set": started / number * 1e9,
+        "check_ns_dir_unset": unset / number * 1e9,
+        "small_app_write_cpu_ms": statistics.median(writes),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds, CI smoke")
@@ -214,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     writer_dir = tempfile.mkdtemp(prefix="routetimer-bench-")
     try:
         per_request = bench_per_request(6 if args.quick else 40, 200 if args.quick else 2000)
+        per_request.update(bench_hot_path(writer_dir))
         merge = bench_merge(merge_dir, routes, per_route, repeat)
         writer = bench_writer(writer_dir, routes, per_route)
     finally:
@@ -225,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
         f"directory, {per_request['with_us']:.2f} us with it; paired difference "
         f"{per_request['extra_us_median']:+.2f} us (quartiles "
         f"{', '.join(f'{q:+.2f}' for q in quartiles) if quartiles else 'n/a'})"
+    )
+    print(
+        f"hot path: the writer check costs {per_request['check_ns_dir_set']:.0f} ns per request "
+        f"with the directory set ({per_request['check_ns_dir_unset']:.0f} ns unset, timeit, "
+        f"call included); the small app's writer spends {per_request['small_app_write_cpu_ms']:.2f}"
+        " ms CPU per interval in which something changed"
     )
     print(
         f"merging {merge['workers']} workers x {merge['routes']} routes "
