@@ -23,7 +23,7 @@ import pytest
 from flask import Flask
 from opentelemetry.sdk.trace import TracerProvider
 
-from flask_routetimer import ConfigError, RouteTimer, multiproc
+from flask_routetimer import ConfigError, RouteTimer, multiproc, multiproc_files
 from flask_routetimer.multiproc import Multiproc
 
 Worker = tuple[Flask, RouteTimer, Any]
@@ -74,7 +74,7 @@ def make_worker(shared: Path) -> Iterator[Callable[..., Worker]]:
         made.append(app)
         return app, timer, app.test_client()
 
-    multiproc.forget_warnings()
+    multiproc_files.forget_warnings()
     yield factory
     for app in made:
         mp(app).stop()
@@ -336,7 +336,7 @@ def test_files_of_exited_workers_are_compacted_and_still_count(
         fake_exited_worker(shared, template, pid, f"{index:016x}")
     reader = make_worker()
     assert count_of(reader[1].stats(reader[0])) == 3 * 2001
-    folded = multiproc.compact(str(shared))
+    folded = multiproc_files.compact(str(shared))
     assert folded == 2000
     assert len(list(shared.glob("stats-*.json"))) == 1  # the donor's, still alive
     start = time.perf_counter()
