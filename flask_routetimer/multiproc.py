@@ -160,7 +160,7 @@ class Multiproc:
     def _new_identity(self) -> None:
         self.pid = os.getpid()
         self.worker = f"{self.pid}-{secrets.token_hex(8)}"
-        self._last_stats: Optional[tuple[int, float, int]] = None
+        self._last_stats: Optional[tuple[int, int]] = None
         self._last_traces: Optional[tuple[str, ...]] = None
         self._trace_data: dict[str, dict[str, Any]] = {}
         self.last_written = 0.0
@@ -222,17 +222,12 @@ class Multiproc:
             report("publishing statistics to ROUTETIMER_MULTIPROC_DIR", exc)
 
     def _publish_stats(self) -> None:
-        sketches = self._stats.sketches()
-        mark = (
-            sum(s.count for s in sketches),
-            sum(s.total for s in sketches),
-            len(sketches),
-        )
+        mark = self._stats.fingerprint()
         if mark == self._last_stats:
             return
         data = header("stats")
         data["pid"] = os.getpid()
-        data["routes"] = [sketch.to_data() for sketch in sketches]
+        data["routes"] = [sketch.to_data() for sketch in self._stats.sketches()]
         write_file(self.directory, f"stats-{self.worker}.json", data)
         self._last_stats = mark
         self.last_written = data["written"]

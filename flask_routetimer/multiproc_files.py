@@ -281,21 +281,36 @@ def read_directory(
     """All workers' files but ``skip`` (the reader's own, whose live figures are fresher).
 
     ``exited.json`` is read first and names the workers compacted into it, whose own files
-    are skipped even while they still exist; a worker file that vanishes meanwhile was just
-    compacted, so the read starts over (counts must neither double nor drop).
+    are skipped even while they still exist. Compaction replaces ``exited.json`` before it
+    deletes the files it folded in, so a read during which ``exited.json`` changed, or a
+    worker file vanished, may have missed a worker: it starts over (counts must neither
+    double nor drop).
     """
     for _ in range(5):
         try:
             return _read_once(directory, cache, skip, stats, traces)
-        except FileNotFoundError:
+        except (FileNotFoundError, _Compacted):
             continue
     return _read_once(directory, cache, skip, stats, traces)
+
+
+class _Compacted(Exception):
+    """``exited.json`` changed during a read."""
+
+
+def _identity(path: str) -> Optional[tuple[int, int, int]]:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def _read_once(
     directory: str, cache: FileCache, skip: str, want_stats: bool, want_traces: bool
 ) -> DirectoryView:
     view = DirectoryView()
+    before = _identity(os.path.join(directory, EXITED))
     exited = _load_exited(cache, directory)
     if exited is not None:
         view.exited = exited[0]
@@ -315,6 +330,8 @@ def _read_once(
             traces = _load(cache, directory, names["traces"], parse_t)
             if traces is not None:
                 view.traces.append(traces)
+    if _identity(os.path.join(directory, EXITED)) != before:
+        raise _Compacted
     cache.keep_only(
         [os.path.join(directory, n) for names in files.values() for n in names.values()]
         + [os.path.join(directory, EXITED)]

@@ -730,6 +730,16 @@ class RouteStatsTable:
             routes=routes, max_routes=self._max_routes, overflowed=overflow is not None
         )
 
+    def fingerprint(self) -> tuple[int, int]:
+        """``(rows, requests)``, read without copying a row: changes with every record (and a
+        reset), so a publisher idle since its last write can tell in O(rows) integer adds."""
+        with self._lock:
+            rows = list(self._rows.values())
+            overflow = self._overflow
+        if overflow is not None:
+            rows.append(overflow)
+        return len(rows), sum(row.count for row in rows)
+
     def sketches(self) -> list[RouteSketch]:
         """Every row's raw sketch (the overflow row last), for publishing to other processes."""
         with self._lock:
