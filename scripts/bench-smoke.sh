@@ -31,4 +31,6 @@ echo "== benchmarks.breakdown --quick"
 "$PYTHON" -m benchmarks.breakdown --quick
 echo "== benchmarks.templates --quick"
 "$PYTHON" -m benchmarks.templates --quick --json "$OUT/templates.json"
-echo "bench-smoke: all five benchmarks ran"
+echo "== benchmarks.multiproc --quick"
+"$PYTHON" -m benchmarks.multiproc --quick --json "$OUT/multiproc.json"
+echo "bench-smoke: all six benchmarks ran"
