@@ -91,16 +91,19 @@ class WorkerInfo:
     processes: int = 1  # exited workers compacted into one entry
 
 
-def mark_process_dead(pid: int, directory: Optional[PathLike] = None) -> int:
+def mark_process_dead(
+    pid: int, directory: Optional[PathLike] = None, *, max_routes: int = 1000
+) -> int:
     """Fold an exited worker's files into ``exited.json`` now: for gunicorn's ``child_exit``.
 
     Its statistics and traces keep counting; only the number of files shrinks. ``directory``
-    defaults to the ``ROUTETIMER_MULTIPROC_DIR`` environment variable. Returns the number of
-    worker files sets folded (0 if the worker never published).
+    defaults to the ``ROUTETIMER_MULTIPROC_DIR`` environment variable; ``max_routes`` bounds
+    the compacted rows like ``ROUTETIMER_MAX_ROUTES`` (pass the app's if it is larger). Returns
+    the number of workers folded (0 if the worker never published).
     """
     path = _directory(directory)
     workers = {worker for worker in worker_files(path) if pid_of(worker) == pid}
-    return compact(path, workers) if workers else 0
+    return compact(path, workers, max_routes) if workers else 0
 
 
 def prepare_directory(directory: Optional[PathLike] = None) -> str:
