@@ -70,7 +70,7 @@ __all__ = [
     "prepare_directory",
 ]
 
-#: A writer looks for exited workers' files every this many writes (and at its first).
+#: A writer looks for exited workers' files every this many intervals (and at its first write).
 COMPACT_EVERY = 30
 
 PathLike = Union[str, "os.PathLike[str]"]
