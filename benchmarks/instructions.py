@@ -15,6 +15,7 @@ Slow (valgrind runs Python ~50x slower): a few minutes for the default cells.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import re
@@ -23,7 +24,9 @@ import sys
 import tempfile
 from typing import Any
 
-from benchmarks.apps import make_app, make_hooks_floor, make_pipeline
+from flask import Flask
+
+from benchmarks.apps import Pipeline, make_app, make_hooks_floor, make_pipeline, make_routetimer
 from benchmarks.overhead import make_environ
 
 CELLS = {
@@ -31,13 +34,31 @@ CELLS = {
     "unsampled": ("unsampled", ("bare", "floor", "routetimer")),
     "no sdk": ("nosdk", ("bare", "floor", "hooks", "routetimer")),
 }
+#: Run only when asked for (``--cases multiproc``): flask-routetimer with and without
+#: ``ROUTETIMER_MULTIPROC_DIR`` (its writer thread's instructions count too).
+OPTIONAL_CELLS = {"multiproc": ("simple", ("bare", "floor", "routetimer", "multiproc"))}
 
 
 def serve(variant: str, pipeline_name: str, path: str, requests: int) -> None:
     """The child: warm up, then serve ``requests`` requests straight through the WSGI app."""
-    pipeline = make_pipeline(pipeline_name)
-    app = make_hooks_floor() if variant == "hooks" else make_app(variant, pipeline)
-    wsgi = app.wsgi_app
+    with contextlib.ExitStack() as stack:
+        pipeline = make_pipeline(pipeline_name)
+        _serve(_child_app(variant, pipeline, stack).wsgi_app, path, requests)
+        pipeline.shutdown()
+
+
+def _child_app(variant: str, pipeline: Pipeline, stack: contextlib.ExitStack) -> Flask:
+    if variant == "hooks":
+        return make_hooks_floor()
+    if variant == "multiproc":
+        directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="routetimer-bench-"))
+        app = make_routetimer(pipeline, ROUTETIMER_MULTIPROC_DIR=directory)
+        stack.callback(app.extensions["routetimer"].multiproc.stop)  # before the directory goes
+        return app
+    return make_app(variant, pipeline)
+
+
+def _serve(wsgi: Any, path: str, requests: int) -> None:
     template = make_environ(path)
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
@@ -54,7 +75,6 @@ def serve(variant: str, pipeline_name: str, path: str, requests: int) -> None:
             close = getattr(body, "close", None)
             if close is not None:
                 close()
-    pipeline.shutdown()
 
 
 def count(variant: str, pipeline: str, path: str, requests: int) -> int:
@@ -103,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"instructions per request, {args.path}, {args.requests} requests per run")
     for case in args.cases.split(","):
-        pipeline, variants = CELLS[case]
+        pipeline, variants = {**CELLS, **OPTIONAL_CELLS}[case]
         counts = {v: per_request(v, pipeline, args.path, args.requests) for v in variants}
         bare = counts["bare"]
         floor = counts["floor"] - bare
