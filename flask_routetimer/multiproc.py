@@ -173,8 +173,9 @@ class Multiproc:
 
     def start(self) -> None:
         """Start this process's writer thread (called by its first timed request)."""
-        if self.pid != os.getpid():  # forked without os.fork's hooks (uWSGI forks in C)
-            self._after_fork_in_child()
+        with _identity_lock:  # a new process's first requests may arrive on several threads
+            if self.pid != os.getpid():  # forked without os.fork's hooks (uWSGI forks in C)
+                self._after_fork_in_child()
         with self._lock:
             if self.started:
                 return
@@ -316,9 +317,12 @@ class Multiproc:
 
 
 _publishers: weakref.WeakSet[Multiproc] = weakref.WeakSet()
+_identity_lock = threading.Lock()
 
 
 def _after_fork_in_child() -> None:
+    global _identity_lock
+    _identity_lock = threading.Lock()  # a thread of the parent may have held it at the fork
     for publisher in list(_publishers):
         publisher._after_fork_in_child()
 
