@@ -1,15 +1,8 @@
 #!/usr/bin/env bash
-# Create .venv and install the project with its test extras; fast when nothing changed.
+# Create .venv and install the project with its dev extras (tests, linters, docs); fast when
+# nothing changed. Updated in place, never rebuilt: it is the developers' everyday venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-stamp=.venv/.routetimer-installed
-want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
-  echo "$want" > "$stamp"
-fi
+source scripts/_venv.sh
+venv_ensure --keep --upgrade-pip --what 'flask-routetimer[dev]' .venv pyproject.toml \
+    -- -e ".[dev]"

@@ -14,27 +14,6 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 req="$root/tests/requirements-instrument.txt"
-venv="$root/.venv-instrument"
-stamp="$venv/.requirements.sha256"
-log="$venv/pip-install.log"
-python="${PYTHON:-python3}"
-
-want="$({ cat "$req" "$root/pyproject.toml"; "$python" -c 'import sys; print(sys.version)'; } \
-    | sha256sum | cut -d' ' -f1)"
-if [[ -x "$venv/bin/opentelemetry-instrument" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-    echo "setup-instrument: $venv is up to date"
-    exit 0
-fi
-
-echo "setup-instrument: installing opentelemetry-distro into $venv (log: $log)"
-rm -rf "$venv"
-"$python" -m venv "$venv"
-if ! "$venv/bin/python" -m pip install --disable-pip-version-check -e "$root[test]" -r "$req" \
-        >"$log" 2>&1 \
-    || ! "$venv/bin/python" -m pip check >>"$log" 2>&1; then
-    grep -v "^WARNING: Location 'file://" "$log" | tail -n 40 >&2
-    echo "setup-instrument: install failed; full log: $log" >&2
-    exit 1
-fi
-echo "$want" >"$stamp"
-echo "setup-instrument: done"
+source "$root/scripts/_venv.sh"
+venv_ensure --check opentelemetry-instrument --what "opentelemetry-distro" \
+    "$root/.venv-instrument" "$req" "$root/pyproject.toml" -- -e "$root[test]" -r "$req"

@@ -3,18 +3,11 @@
 # in .venv-lowest; fast when nothing changed. Tests needing tools absent there are deselected.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
+source scripts/_venv.sh
 venv=.venv-lowest
-if [ ! -x $venv/bin/python ]; then
-  "$PYTHON" -m venv $venv
-fi
-stamp=$venv/.routetimer-installed
-want=$(cat pyproject.toml constraints/lowest.txt | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  $venv/bin/python -m pip install --quiet --upgrade pip
-  $venv/bin/python -m pip install --quiet -c constraints/lowest.txt -e ".[test]"
-  echo "$want" > "$stamp"
-fi
+# Updated in place (a stale package would show in the drift check below).
+venv_ensure --keep --upgrade-pip --what "flask-routetimer[test] at the lowest pins" \
+    $venv pyproject.toml constraints/lowest.txt -- -c constraints/lowest.txt -e ".[test]"
 # Fail loudly if the venv drifted from the pins (a hand install, a stale stamp).
 $venv/bin/python - <<'PY'
 from importlib import metadata
