@@ -7,10 +7,7 @@
 # example app under opentelemetry-instrument from .venv-instrument/ (scripts/setup-instrument.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
-.venv/bin/mypy
+bash scripts/lint.sh  # sets up .venv (scripts/bootstrap.sh) first
 bash scripts/check-package.sh
 bash scripts/test-lowest.sh -q
 # The browser tests drive Debian's chromium; install it when we may (never a browser download).
