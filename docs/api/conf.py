@@ -1,0 +1,47 @@
+"""Sphinx configuration of the API reference (built by scripts/docs.sh)."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+# Document this checkout's package (not another copy installed in the venv), and find the local
+# extension in _ext/.
+sys.path[:0] = [str(ROOT), str(HERE / "_ext")]
+
+project = "flask-routetimer"
+copyright = "flask-routetimer developers"
+author = "flask-routetimer developers"
+release = str(runpy.run_path(str(ROOT / "flask_routetimer" / "_version.py"))["__version__"])
+version = release
+
+extensions = ["sphinx.ext.autodoc", "configkeys"]
+exclude_patterns = ["_build"]
+templates_path: list[str] = []
+
+# Every cross-reference must resolve: a typo in a :class: role or a type the reference forgot to
+# cover is a warning, and scripts/docs.sh makes warnings errors.
+nitpicky = True
+# The one exception: types of other libraries and the standard library. Their inventories would
+# come from intersphinx, which needs the network; they are shown, just not linked.
+nitpick_ignore_regex = [
+    (r"py:.*", r"(flask|werkzeug|blinker|opentelemetry|jinja2|click)(\..+)?"),
+    (r"py:.*", r"(collections\.abc|contextlib|re|typing|types)\..+"),
+    # The type variables of generic signatures (``exempt(view: T) -> T``) are not objects to
+    # document.
+    (r"py:class", r"flask_routetimer\.[\w.]+\.[A-Z]"),
+]
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+# Aliases the signatures show by name (they expand to long unions); their targets are ignored above.
+autodoc_type_aliases = {"Attributes": "opentelemetry.util.types.Attributes"}
+# Types as the code spells them (``Optional[Flask]``), not ``Optional[flask.app.Flask]``.
+python_use_unqualified_type_names = True
+
+html_theme = "alabaster"
+html_title = f"flask-routetimer {release} API reference"
+html_show_sourcelink = False
