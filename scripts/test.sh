@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/lint.sh  # sets up .venv (scripts/bootstrap.sh) first
+bash scripts/docs.sh  # the API reference must build without a warning
 bash scripts/check-package.sh
 bash scripts/test-lowest.sh -q
 # The browser tests drive Debian's chromium; install it when we may (never a browser download).
