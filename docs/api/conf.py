@@ -44,5 +44,8 @@ autodoc_typehints = "signature"
 python_use_unqualified_type_names = True
 
 html_theme = "alabaster"
+# Wider than alabaster's 940px: the config keys table holds unbreakable names such as
+# OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS.
+html_theme_options = {"page_width": "1240px"}
 html_title = f"flask-routetimer {release} API reference"
 html_show_sourcelink = False

@@ -20,9 +20,10 @@ from sphinx.util.docutils import SphinxDirective
 logger = logging.getLogger(__name__)
 
 MODULE = "flask_routetimer.config"
-HEADER = ("key", "valid values", "default", "environment variable", "meaning")
-#: Relative column widths: the meaning takes what the other columns leave.
-WIDTHS = (22, 14, 12, 18, 34)
+#: Two columns, not one per attribute: the key and variable names do not wrap, and five columns
+#: of them would not fit the page.
+HEADER = ("key", "meaning")
+WIDTHS = (50, 50)
 #: Markdown's inline code (`x`) and links ([text](target)), the only markup in the keys' texts.
 MARKDOWN = re.compile(r"`([^`]+)`|\[([^\]]+)\]\(([^)\s]+)\)")
 
@@ -59,32 +60,30 @@ def default_text(key: Any) -> str:
     return f'`"{value}"`' if isinstance(value, str) else f"`{value!r}`"
 
 
-def cell(content: list[nodes.Node]) -> nodes.entry:
-    entry = nodes.entry()
-    entry += nodes.paragraph("", "", *content)
-    return entry
+Paragraphs = list[list[nodes.Node]]
 
 
-def row(cells: list[list[nodes.Node]], ids: tuple[str, ...] = ()) -> nodes.row:
+def row(cells: list[Paragraphs], ids: tuple[str, ...] = ()) -> nodes.row:
     result = nodes.row(ids=list(ids))
-    for content in cells:
-        result += cell(content)
+    for paragraphs in cells:
+        entry = nodes.entry()
+        for content in paragraphs:
+            entry += nodes.paragraph("", "", *content)
+        result += entry
     return result
 
 
 def key_row(key: Any) -> nodes.row:
     """One config key's row; its id (e.g. ``routetimer-enabled``) is a link target."""
-    env = ", else ".join(f"`{name}`" for name in key.env) or "–"
-    return row(
-        [
-            [nodes.literal(key.name, key.name)],
-            inline(key.valid),
-            inline(default_text(key)),
-            inline(env),
-            inline(key.doc),
-        ],
-        ids=(nodes.make_id(key.name),),
-    )
+    about: Paragraphs = [
+        [nodes.strong("", "", nodes.literal(key.name, key.name))],
+        [nodes.Text("valid: "), *inline(key.valid)],
+        [nodes.Text("default: "), *inline(default_text(key))],
+    ]
+    if key.env:
+        variables = ", else ".join(f"`{name}`" for name in key.env)
+        about.append([nodes.Text("environment variable: "), *inline(variables)])
+    return row([about, [inline(key.doc)]], ids=(nodes.make_id(key.name),))
 
 
 def table(keys: tuple[Any, ...]) -> nodes.table:
@@ -94,7 +93,7 @@ def table(keys: tuple[Any, ...]) -> nodes.table:
     for width in WIDTHS:
         group += nodes.colspec(colwidth=width)
     head = nodes.thead()
-    head += row([[nodes.Text(title)] for title in HEADER])
+    head += row([[[nodes.Text(title)]] for title in HEADER])
     group += head
     body = nodes.tbody()
     for key in keys:
