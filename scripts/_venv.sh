@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced, never run: the one definition of "create a venv, install into it, stamp it", shared by
 # bootstrap.sh (.venv), test-lowest.sh (.venv-lowest), setup-phoenix.sh (.venv-phoenix) and
 # setup-instrument.sh (.venv-instrument).

@@ -16,4 +16,4 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 req="$root/tests/requirements-instrument.txt"
 source "$root/scripts/_venv.sh"
 venv_ensure --check opentelemetry-instrument --what "opentelemetry-distro" \
-    "$root/.venv-instrument" "$req" "$root/pyproject.toml" -- -e "$root[test]" -r "$req"
+    "$root/.venv-instrument" "$req" "$root/pyproject.toml" -- -e "${root}[test]" -r "$req"
