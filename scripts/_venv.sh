@@ -12,10 +12,11 @@
 # VENV        the venv's directory (gitignored)
 # FILE...     the files whose contents decide what is installed (requirements, pyproject.toml)
 # PIP_ARGS    what `pip install` gets, e.g. -e ".[dev]"
-# --keep      install into an existing venv instead of rebuilding it from scratch. For .venv,
-#             where rebuilding would drop what a developer added by hand and every developer
-#             tool would be missing meanwhile. Without it a stale venv is deleted first, so a
-#             requirement removed from FILE... does not linger.
+# --keep      install into an existing venv instead of rebuilding it from scratch: for .venv,
+#             where rebuilding would drop what a developer added by hand and leave every tool
+#             missing meanwhile, and .venv-lowest, whose drift check catches leftovers. The venv
+#             keeps its interpreter (delete it to change that). Without --keep a stale venv is
+#             deleted first, so a requirement removed from FILE... does not linger.
 # --upgrade-pip  upgrade pip before installing (the interpreter's bundled pip may be old)
 # --check EXE the venv counts as installed only while VENV/bin/EXE exists, and after installing,
 #             `EXE --help` must run (the entry point imports)
