@@ -18,7 +18,7 @@ author = "flask-routetimer developers"
 release = str(runpy.run_path(str(ROOT / "flask_routetimer" / "_version.py"))["__version__"])
 version = release
 
-extensions = ["sphinx.ext.autodoc", "configkeys"]
+extensions = ["sphinx.ext.autodoc", "apicoverage", "configkeys"]
 exclude_patterns = ["_build"]
 templates_path: list[str] = []
 
