@@ -1,13 +1,14 @@
 # shellcheck shell=bash
 # Sourced, never run: the one definition of "create a venv, install into it, stamp it", shared by
-# bootstrap.sh (.venv), test-lowest.sh (.venv-lowest), setup-phoenix.sh (.venv-phoenix) and
-# setup-instrument.sh (.venv-instrument).
+# bootstrap.sh (.venv), test-lowest.sh (.venv-lowest), setup-phoenix.sh (.venv-phoenix),
+# setup-instrument.sh (.venv-instrument) and peer-flask.sh (.venv-peer).
 #
 # Why a stamp: these scripts run before every test run, so they must return at once when nothing
 # changed. The stamp holds a hash of the files that decide what is installed, plus the version of
 # the interpreter that builds the venv; a change to any of them installs again.
 #
-#   venv_ensure [--keep] [--upgrade-pip] [--check EXE] [--what TEXT] VENV FILE... -- PIP_ARGS...
+#   venv_ensure [--keep] [--upgrade-pip] [--check EXE] [--after FUNC] [--what TEXT] \
+#       VENV FILE... -- PIP_ARGS...
 #
 # VENV        the venv's directory (gitignored)
 # FILE...     the files whose contents decide what is installed (requirements, pyproject.toml)
@@ -20,6 +21,9 @@
 # --upgrade-pip  upgrade pip before installing (the interpreter's bundled pip may be old)
 # --check EXE the venv counts as installed only while VENV/bin/EXE exists, and after installing,
 #             `EXE --help` must run (the entry point imports)
+# --after FUNC  a shell function to run after `pip install`, before `pip check` and the stamp,
+#             for set-up beyond one install (peer-flask.sh fetches Flask's sdist); its output goes
+#             to the log. It runs inside a condition, where set -e is off: chain its steps with &&.
 # --what TEXT what is installed, for the progress message
 #
 # PYTHON chooses the interpreter (default python3). pip's output goes to VENV/pip-install.log:
@@ -27,13 +31,14 @@
 # per package and would bury real errors; on failure the end of the log is shown.
 
 venv_ensure() {
-    local keep=0 upgrade_pip=0 check="" what="" who
+    local keep=0 upgrade_pip=0 check="" after="" what="" who
     who=$(basename "$0" .sh)
     while [[ $# -gt 0 && $1 == --* ]]; do
         case $1 in
             --keep) keep=1 ;;
             --upgrade-pip) upgrade_pip=1 ;;
             --check) check=$2; shift ;;
+            --after) after=$2; shift ;;
             --what) what=$2; shift ;;
             *) echo "venv_ensure: unknown option $1" >&2; return 2 ;;
         esac
@@ -76,6 +81,7 @@ venv_ensure() {
     if ! {
         if [[ $upgrade_pip == 1 ]]; then "${pip[@]}" install --upgrade pip; fi \
             && "${pip[@]}" install "$@" \
+            && { [[ -z $after ]] || "$after"; } \
             && "${pip[@]}" check
     } >>"$log" 2>&1; then
         grep -v "^WARNING: Location 'file://" "$log" | tail -n 40 >&2

@@ -22,40 +22,26 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 req="$root/tests/peer/requirements-flask.txt"
 venv="$root/.venv-peer"
 py="$venv/bin/python"
-stamp="$venv/.requirements.sha256"
-log="$venv/pip-install.log"
 sdists="$venv/sdist"
-python="${PYTHON:-python3}"
+source "$root/scripts/_venv.sh"
 
-want="$({ cat "$req" "$root/pyproject.toml"; "$python" -c 'import sys; print(sys.version)'; } \
-    | sha256sum | cut -d' ' -f1)"
-
-# pip's output goes to a log: this machine's pip config prints a warning per package for missing
-# local indexes, which would bury a real error.
-pip_or_die() {
-    if ! "$py" -m pip --disable-pip-version-check "$@" >>"$log" 2>&1; then
-        grep -v "^WARNING: Location 'file://" "$log" | tail -n 40 >&2
-        echo "peer-flask: pip $1 failed; full log: $log" >&2
-        exit 1
-    fi
+# After the install, before the stamp (venv_ensure --after; steps chained with &&, as set -e is
+# off there): Flask's test suite is only in its sdist.
+fetch_suite() {
+    local version
+    version="$("$py" -c 'from importlib.metadata import version; print(version("flask"))')" \
+        && "$py" -m pip --disable-pip-version-check download --no-deps --no-binary :all: \
+            --dest "$sdists" "flask==$version" \
+        && tar -xzf "$sdists/flask-$version.tar.gz" -C "$sdists" \
+        && "$py" -m pip --disable-pip-version-check install --no-deps --no-build-isolation \
+            "$sdists/flask-$version/examples/tutorial"
+    # --no-binary: pip fetches the sdist, not the wheel. The tutorial's tests import its app,
+    # flaskr; flit_core is pinned in the requirements, so no build environment is downloaded.
 }
 
-if [[ ! -x "$py" || ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-    echo "peer-flask: installing Flask's test suite and this project into $venv (log: $log)"
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-    # Editable: the timed run always exercises the checkout's current code.
-    pip_or_die install -e "$root" -r "$req"
-    version="$("$py" -c 'from importlib.metadata import version; print(version("flask"))')"
-    # The test suite is only in the sdist; --no-binary makes pip fetch that, not the wheel.
-    pip_or_die download --no-deps --no-binary :all: --dest "$sdists" "flask==$version"
-    tar -xzf "$sdists/flask-$version.tar.gz" -C "$sdists"
-    # The tutorial's tests import its app, flaskr; flit_core is pinned in the requirements, so no
-    # build environment is downloaded.
-    pip_or_die install --no-deps --no-build-isolation "$sdists/flask-$version/examples/tutorial"
-    pip_or_die check
-    echo "$want" >"$stamp"
-fi
+# Editable: the timed run always exercises the checkout's current code.
+venv_ensure --after fetch_suite --what "Flask's test suite and this project" \
+    "$venv" "$req" "$root/pyproject.toml" -- -e "$root" -r "$req"
 
 version="$("$py" -c 'from importlib.metadata import version; print(version("flask"))')"
 suite="$sdists/flask-$version"
