@@ -228,18 +228,6 @@ _NO_FIRST_BYTES: tuple[int, Optional[float], Optional[float], Optional[float]] =
 )
 
 
-def _first_byte_quantiles(
-    copied: tuple[int, float, float, list[int]] | None,
-) -> tuple[int, Optional[float], Optional[float], Optional[float]]:
-    """``(count, p50, p95, p99)`` of a copied first-byte sketch; no quantiles when empty."""
-    if copied is None or not copied[0]:
-        return _NO_FIRST_BYTES
-    count, low, high, counts = copied
-    buckets = tuple((*BUCKET_BOUNDS[i], n) for i, n in enumerate(counts) if n)
-    p50, p95, p99 = (_clamped_quantile(buckets, count, low, high, q) for q in (0.5, 0.95, 0.99))
-    return count, p50, p95, p99
-
-
 @dataclass(frozen=True)
 class FirstByteSketch:
     """A row's times to first byte as raw runs of buckets (see :class:`RouteSketch`)."""
@@ -625,36 +613,9 @@ class _RouteRow:
         )
 
     def freeze(self) -> RouteStats:
-        """Copy under the lock, then derive quantiles outside it to keep the hold time short."""
-        with self._lock:
-            count, errors, total = self.count, self.error_count, self.total
-            low, high = (self.min, self.max) if count else (0.0, 0.0)
-            counts = list(self.counts)
-            first_bytes = self.first_bytes.copy() if self.first_bytes is not None else None
-        buckets = tuple((*BUCKET_BOUNDS[i], n) for i, n in enumerate(counts) if n)
-        ttfb = _first_byte_quantiles(first_bytes)
-        p50, p90, p95, p99 = (
-            _clamped_quantile(buckets, count, low, high, q) for q in (0.5, 0.9, 0.95, 0.99)
-        )
-        return RouteStats(
-            method=self.method,
-            route=self.route,
-            count=count,
-            error_count=errors,
-            total=total,
-            min=low,
-            max=high,
-            p50=p50,
-            p90=p90,
-            p95=p95,
-            p99=p99,
-            overflow=self.overflow,
-            buckets=buckets,
-            ttfb_count=ttfb[0],
-            ttfb_p50=ttfb[1],
-            ttfb_p95=ttfb[2],
-            ttfb_p99=ttfb[3],
-        )
+        """Copy under the lock (``sketch``), then derive quantiles outside it: one definition of
+        a row's statistics, for this process's view and the merged one alike."""
+        return self.sketch().freeze()
 
 
 def _sort_key(row: RouteStats) -> tuple[float, str, str]:
