@@ -25,6 +25,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ._fence import report
+from .attributes import exception_description
 from .child_spans import TracerSource
 
 #: Span attribute: the template's name, or ``<string>`` for ``render_template_string``.
@@ -125,7 +126,7 @@ class TemplateSpans:
         if record is None or record.renders is None or not record.renders.open:
             return
         try:
-            record.renders.end_all(f"{type(exception).__qualname__}: {exception}")
+            record.renders.end_all(exception_description(exception))
         except Exception as exc:
             report("ending a template span", exc)
 
