@@ -188,6 +188,72 @@ def make_hooks_floor() -> Flask:
     return app
 
 
+def make_hooked_floor(pipeline: Pipeline) -> Flask:
+    """The SDK floor's work done from the three signal receivers a hook-based timer needs, instead
+    of a WSGI wrapper: the least any extension timing from Flask's hooks can cost with the SDK
+    (the hooks floor plus the SDK floor, with the state handed from receiver to receiver)."""
+    from contextvars import ContextVar
+
+    from flask import request, signals
+
+    app = make_bare()
+    tracer = pipeline.tracer_provider.get_tracer("benchmarks.hookedfloor")
+    histogram = pipeline.meter_provider.get_meter("benchmarks.hookedfloor").create_histogram(
+        "http.server.request.duration", unit="s", description="Duration of HTTP server requests."
+    )
+    server_kind = trace.SpanKind.SERVER
+    current: ContextVar[Any] = ContextVar("hookedfloor")
+
+    def started(sender: Any, **extra: Any) -> None:
+        environ = request.environ
+        method = environ["REQUEST_METHOD"]
+        protocol = environ["SERVER_PROTOCOL"][5:]
+        span = tracer.start_span(
+            method,
+            kind=server_kind,
+            attributes={
+                "http.request.method": method,
+                "url.scheme": environ["wsgi.url_scheme"],
+                "url.path": environ["PATH_INFO"],
+                "server.address": environ["SERVER_NAME"],
+                "server.port": int(environ["SERVER_PORT"]),
+                "network.protocol.version": protocol,
+                "client.address": environ.get("REMOTE_ADDR", ""),
+                "client.port": int(environ.get("REMOTE_PORT", 0)),
+                "user_agent.original": environ.get("HTTP_USER_AGENT", ""),
+            },
+        )
+        span_context = trace.set_span_in_context(span)
+        state = [default_timer(), span, span_context, context.attach(span_context), 500, method]
+        state.append(environ["wsgi.url_scheme"])
+        state.append(protocol)
+        current.set(state)
+
+    def finished(sender: Any, response: Any, **extra: Any) -> None:
+        current.get()[4] = response.status_code
+
+    def tearing_down(sender: Any, **extra: Any) -> None:
+        start, span, span_context, token, code, method, scheme, protocol = current.get()
+        span.set_attribute("http.response.status_code", code)
+        context.detach(token)
+        span.end()
+        histogram.record(
+            default_timer() - start,
+            {
+                "http.request.method": method,
+                "url.scheme": scheme,
+                "http.response.status_code": code,
+                "network.protocol.version": protocol,
+            },
+            context=span_context,
+        )
+
+    signals.request_started.connect(started, app, weak=False)
+    signals.request_finished.connect(finished, app, weak=False)
+    signals.request_tearing_down.connect(tearing_down, app, weak=False)
+    return app
+
+
 def load_routetimer() -> Any:
     """Return the RouteTimer class, importing flask_routetimer lazily."""
     try:
@@ -312,6 +378,8 @@ def make_app(variant: str, pipeline: Pipeline | None) -> Flask:
         return make_otel(pipeline)
     if variant == "floor":
         return make_floor(pipeline)
+    if variant == "hookedfloor":
+        return make_hooked_floor(pipeline)
     raise ValueError(f"unknown variant {variant!r}")
 
 

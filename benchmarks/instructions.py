@@ -7,7 +7,9 @@ number of instructions a request executes does not. Each cell runs a child proce
 ``gc.freeze()`` after the warm-up keep runs of the same code close together. Overheads are
 against ``bare`` on the same pipeline; ratios against the SDK ``floor`` (the raw SDK work a
 request needs) are the figures to compare before and after a hot-path change: run this on
-both commits.
+both commits. ``hookedfloor`` is the floor's work done from three signal receivers, the least a
+hook-based timer can cost; ``--variants`` restricts the cells (``bare`` and ``floor`` are always
+measured, for the ratios).
 
 Slow (valgrind runs Python ~50x slower): a few minutes for the default cells.
 """
@@ -30,8 +32,8 @@ from benchmarks.apps import Pipeline, make_app, make_hooks_floor, make_pipeline,
 from benchmarks.overhead import make_environ
 
 CELLS = {
-    "sdk on": ("simple", ("bare", "floor", "routetimer")),
-    "unsampled": ("unsampled", ("bare", "floor", "routetimer")),
+    "sdk on": ("simple", ("bare", "floor", "hookedfloor", "routetimer")),
+    "unsampled": ("unsampled", ("bare", "floor", "hookedfloor", "routetimer")),
     "no sdk": ("nosdk", ("bare", "floor", "hooks", "routetimer")),
 }
 #: Run only when asked for (``--cases multiproc``): flask-routetimer with and without
@@ -116,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--requests", type=int, default=500)
     parser.add_argument("--path", default="/hello")
     parser.add_argument("--cases", default=",".join(CELLS))
+    parser.add_argument("--variants", default="", help="comma-separated; default: all of a case")
     args = parser.parse_args(argv)
     if args.child:
         variant, pipeline, path, n = args.child
@@ -124,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"instructions per request, {args.path}, {args.requests} requests per run")
     for case in args.cases.split(","):
         pipeline, variants = {**CELLS, **OPTIONAL_CELLS}[case]
+        if args.variants:
+            wanted = {"bare", "floor", *args.variants.split(",")}
+            variants = tuple(v for v in variants if v in wanted)
         counts = {v: per_request(v, pipeline, args.path, args.requests) for v in variants}
         bare = counts["bare"]
         floor = counts["floor"] - bare
