@@ -37,11 +37,20 @@ def is_unset(provider: object) -> bool:
     )
 
 
+#: Whether a provider type is one of the API's stand-ins, decided once per type: the answer
+#: depends on the type alone, and is asked twice on every request.
+_placeholder_types: dict[type, bool] = {}
+
+
 def is_placeholder(provider: object) -> bool:
     """True for the API's stand-ins (unset or no-op): nothing would be recorded."""
-    # Exact types: a subclass of a no-op provider may well record something.
-    no_op = (metrics.NoOpMeterProvider, trace.NoOpTracerProvider)
-    return type(provider) in no_op or is_unset(provider)
+    kind = type(provider)
+    placeholder = _placeholder_types.get(kind)
+    if placeholder is None:
+        # Exact types: a subclass of a no-op provider may well record something.
+        no_op = (metrics.NoOpMeterProvider, trace.NoOpTracerProvider)
+        placeholder = _placeholder_types[kind] = kind in no_op or is_unset(provider)
+    return placeholder
 
 
 class Telemetry:
@@ -71,11 +80,15 @@ class Telemetry:
 
     def tracing_active(self) -> bool:
         """False when spans would go nowhere (no SDK): the hot path then skips building them."""
-        return not is_placeholder(self.current_tracer_provider())
+        provider = self.tracer_provider or trace.get_tracer_provider()
+        placeholder = _placeholder_types.get(type(provider))
+        return not (is_placeholder(provider) if placeholder is None else placeholder)
 
     def metrics_active(self) -> bool:
         """False when metric points would go nowhere (no SDK meter provider)."""
-        return not is_placeholder(self.meter_provider or metrics.get_meter_provider())
+        provider = self.meter_provider or metrics.get_meter_provider()
+        placeholder = _placeholder_types.get(type(provider))
+        return not (is_placeholder(provider) if placeholder is None else placeholder)
 
     def swap(self, other: Telemetry) -> Telemetry:
         """Take ``other``'s providers, tracer and metrics; return the previous ones as a unit."""
