@@ -238,7 +238,7 @@ class RequestLifecycle:
             report("ending a request span", exc)
         if record.counted is not None:
             try:
-                _record_metrics(self.telemetry.metrics, record, duration)
+                _record_point(self.telemetry.metrics, record, duration)
             except Exception as exc:
                 report("recording request metrics", exc)
         failed = attrs.is_failure(record.exception, record.status_code)
@@ -272,14 +272,18 @@ def _count_in(metrics: RequestMetrics, record: RequestRecord, environ: Mapping[s
     record.counted = (key, metrics.started(key, token), token)
 
 
-def _record_metrics(metrics: RequestMetrics, record: RequestRecord, duration: float) -> None:
+def _record_point(metrics: RequestMetrics, record: RequestRecord, duration: float) -> None:
     """Count the request out of active requests and record its duration point."""
     assert record.counted is not None
-    key, in_flight_set, token = record.counted
-    error_type = attrs.error_type(record.exception, record.status_code)
-    point = (key, record.info.route, record.status_code, record.protocol, error_type)
-    attributes = metrics.duration_attributes(point)
-    metrics.finished(in_flight_set, token, attributes, duration, record.context)
+    metrics.finished(
+        record.counted,
+        record.info.route,
+        record.status_code,
+        record.protocol,
+        record.exception,
+        duration,
+        record.context,
+    )
 
 
 def add_server_timing(response: Response, start: float, allow_origin: Optional[str]) -> None:

@@ -20,6 +20,8 @@ from opentelemetry.semconv.attributes.network_attributes import NETWORK_PROTOCOL
 from opentelemetry.semconv.attributes.url_attributes import URL_SCHEME
 from opentelemetry.semconv.metrics.http_metrics import HTTP_SERVER_REQUEST_DURATION
 
+from .attributes import error_type
+
 #: Bucket advice of the semantic conventions for ``http.server.request.duration`` (seconds).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
@@ -30,6 +32,12 @@ MetricAttributes = dict[str, Any]
 ActiveKey = tuple[str, str]
 #: (active key, http.route, http.response.status_code, network.protocol.version, error.type).
 DurationKey = tuple[ActiveKey, Optional[str], Optional[int], Optional[str], Optional[str]]
+#: What tells one duration attribute set from another, as the hot path has it at hand: (method,
+#: scheme, http.route, status code, protocol version, the exception's class or None). The 5xx
+#: ``error.type`` follows from the status code, an exception's from its class.
+PointKey = tuple[str, str, Optional[str], Optional[int], Optional[str], Optional[type]]
+#: A request counted in: its (method, scheme), the set it was counted in, and its token there.
+Counted = tuple[ActiveKey, "InFlight", object]
 #: Distinct duration attribute sets cached; far more than an app's routes x statuses.
 MAX_CACHED_ATTRIBUTE_SETS = 4096
 #: Distinct (method, scheme) pairs counted apart. ``wsgi.url_scheme`` may come from a forwarded
@@ -62,7 +70,7 @@ class RequestMetrics:
         )
         self._active: dict[Optional[ActiveKey], InFlight] = {}
         self._active_lock = threading.Lock()  # only to add a key
-        self._attribute_sets: dict[DurationKey, MetricAttributes] = {}
+        self._attribute_sets: dict[PointKey, MetricAttributes] = {}
         # The SDK keeps the instrument (and calls back) as long as the meter lives.
         meter.create_observable_up_down_counter(
             HTTP_SERVER_ACTIVE_REQUESTS,
@@ -98,26 +106,45 @@ class RequestMetrics:
                 requests = self._active[key] = set()
             return requests
 
-    def duration_attributes(self, point: DurationKey) -> MetricAttributes:
-        """The (cached) attributes of one ``http.server.request.duration`` point."""
-        attributes = self._attribute_sets.get(point)
-        if attributes is None:
-            attributes = duration_attributes(point)
-            if len(self._attribute_sets) < MAX_CACHED_ATTRIBUTE_SETS:
-                self._attribute_sets[point] = attributes
-        return attributes
-
     def finished(
         self,
-        in_flight: InFlight,
-        request: object,
-        attributes: MetricAttributes,
+        counted: Counted,
+        route: Optional[str],
+        status_code: Optional[int],
+        protocol: Optional[str],
+        exception: Optional[BaseException],
         duration: float,
         context: Optional[Context],
     ) -> None:
-        """Count the request out and record its duration, linked to its trace for exemplars."""
+        """Count the request out and record its duration, linked to its trace for exemplars.
+
+        The point's attribute set is built once per distinct set and reused (the SDK only reads
+        it), looked up by a flat key of what the request has at hand.
+        """
+        (method, scheme), in_flight, request = counted
         in_flight.discard(request)
+        key = (
+            method,
+            scheme,
+            route,
+            status_code,
+            protocol,
+            None if exception is None else type(exception),
+        )
+        attributes = self._attribute_sets.get(key)
+        if attributes is None:
+            attributes = self._new_attribute_set(key, exception)
         self.duration.record(duration, attributes, context=context)
+
+    def _new_attribute_set(
+        self, key: PointKey, exception: Optional[BaseException]
+    ) -> MetricAttributes:
+        method, scheme, route, status_code, protocol, _ = key
+        kind = error_type(exception, status_code)
+        attributes = duration_attributes(((method, scheme), route, status_code, protocol, kind))
+        if len(self._attribute_sets) < MAX_CACHED_ATTRIBUTE_SETS:
+            self._attribute_sets[key] = attributes
+        return attributes
 
 
 def active_attributes(method: str, scheme: str) -> MetricAttributes:

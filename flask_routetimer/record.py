@@ -16,7 +16,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from ._body import WatchedBody
-from .metrics import ActiveKey, InFlight
+from .metrics import Counted
 from .routes import RouteInfo
 from .templates import RenderStack
 
@@ -70,7 +70,7 @@ class RequestRecord:
         # Once counted in active requests: its (method, scheme), the set it was counted in, and
         # its token there (a bare object, so a request whose body a server never closes leaves
         # 16 bytes behind, not its span).
-        self.counted: Optional[tuple[ActiveKey, InFlight, object]] = None
+        self.counted: Optional[Counted] = None
         self.protocol: Optional[str] = None
         self.status_code: Optional[int] = None
         self.exception: Optional[BaseException] = None
