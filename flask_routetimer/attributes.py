@@ -147,26 +147,38 @@ def url_scheme(environ: Mapping[str, Any]) -> str:
     return scheme if scheme in KNOWN_SCHEMES else OTHER_SCHEME
 
 
+def route_attributes(
+    method: str, route: Optional[str], endpoint: Optional[str], blueprint: Optional[str]
+) -> AttributeDict:
+    """The span attributes every request to one (URL rule, method) has: built once per pair."""
+    attrs: AttributeDict = {HTTP_REQUEST_METHOD: method}
+    if route is not None:
+        attrs[HTTP_ROUTE] = route
+    if endpoint:
+        attrs[FLASK_ENDPOINT] = endpoint
+    if blueprint:
+        attrs[FLASK_BLUEPRINT] = blueprint
+    return attrs
+
+
 def span_attributes(
     environ: Mapping[str, Any],
-    method: str,
+    route_attrs: AttributeDict,
     original_method: Optional[str],
-    route: Optional[str],
-    endpoint: Optional[str],
-    blueprint: Optional[str],
+    scheme: str,
     protocol: Optional[str],
     redacted_params: frozenset[str] = DEFAULT_QUERY_PARAMS,
 ) -> AttributeDict:
-    """Every attribute known when the request starts, all useful to samplers."""
-    attrs: AttributeDict = {
-        HTTP_REQUEST_METHOD: method,
-        URL_PATH: url_path(environ),
-        URL_SCHEME: url_scheme(environ),
-    }
+    """Every attribute known when the request starts, all useful to samplers.
+
+    ``route_attrs`` come from :func:`route_attributes` (copied, never changed); ``scheme`` from
+    :func:`url_scheme`, which the metrics read too.
+    """
+    attrs = route_attrs.copy()
+    attrs[URL_PATH] = url_path(environ)
+    attrs[URL_SCHEME] = scheme
     if original_method is not None:
         attrs[HTTP_REQUEST_METHOD_ORIGINAL] = original_method
-    if route is not None:
-        attrs[HTTP_ROUTE] = route
     query = environ.get("QUERY_STRING")
     if query:
         attrs[URL_QUERY] = truncate(redact_query(wsgi_to_text(query), redacted_params))
@@ -183,10 +195,6 @@ def span_attributes(
     agent = environ.get("HTTP_USER_AGENT")
     if agent:
         attrs[USER_AGENT_ORIGINAL] = truncate(wsgi_to_text(agent))
-    if endpoint:
-        attrs[FLASK_ENDPOINT] = endpoint
-    if blueprint:
-        attrs[FLASK_BLUEPRINT] = blueprint
     return attrs
 
 

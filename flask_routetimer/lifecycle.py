@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Mapping
 from time import perf_counter
 from typing import Any, Callable, Optional, cast
 
@@ -34,7 +33,7 @@ from ._flaskctx import is_popped, request_context
 from .metrics import RequestMetrics
 from .multiproc import Multiproc
 from .publish import publish
-from .record import RequestRecord, current_record, detach, in_flight, set_current
+from .record import IN_FLIGHT, RequestRecord, detach, set_current
 from .request_span import end_span, note_exception, open_span, pass_through
 from .signals import request_timed
 from .state import AppState
@@ -86,14 +85,16 @@ class RequestLifecycle:
     # -- receivers -------------------------------------------------------------------------
 
     def on_started(self, app: Flask, **_: Any) -> None:
-        stale = in_flight()
+        stale = IN_FLIGHT.get()
         if stale is not None and is_popped(stale.ctx):
             # Its teardown never reached us: end it before it becomes this request's parent.
             stale.owner.abandon(stale, None)
         self._begin(app)
 
     def on_exception(self, app: Flask, exception: BaseException, **_: Any) -> None:
-        record = current_record(app) or self._begin_late(app)
+        record = IN_FLIGHT.get()  # this app's request, read as current_record() would
+        if record is None or record.app is not app:
+            record = self._begin_late(app)
         if record is None or record.exception is not None:
             return
         try:
@@ -104,18 +105,21 @@ class RequestLifecycle:
             report("recording an exception", exc)
 
     def on_finished(self, app: Flask, response: Response, **_: Any) -> None:
-        record = current_record(app) or self._begin_late(app)
-        if record is None:
-            return
+        record = IN_FLIGHT.get()
+        if record is None or record.app is not app:
+            record = self._begin_late(app)
+            if record is None:
+                return
         try:
             self._read_response(app, record, response)
         except Exception as exc:
             report("reading the response", exc)
 
     def on_teardown(self, app: Flask, exc: Optional[BaseException] = None, **_: Any) -> None:
-        record = current_record(app)
+        record = IN_FLIGHT.get()
         if (
             record is None
+            or record.app is not app
             or record.thread != threading.get_ident()
             or request_context() is not record.ctx
         ):
@@ -134,8 +138,8 @@ class RequestLifecycle:
 
     def on_context_end(self, app: Flask, **_: Any) -> None:
         """The context's final pop: a request still here had its teardown fail before ours."""
-        record = current_record(app)
-        if record is not None and is_popped(record.ctx):
+        record = IN_FLIGHT.get()  # None once our teardown ran: the usual case costs one get
+        if record is not None and record.app is app and is_popped(record.ctx):
             self.abandon(record, sys.exc_info()[1])
 
     # -- steps -----------------------------------------------------------------------------
@@ -157,7 +161,10 @@ class RequestLifecycle:
         return self._begin(app)
 
     def _start(self, app: Flask, start: float) -> Optional[RequestRecord]:
-        current: Request = cast(Any, request)._get_current_object()  # one proxy lookup, not two
+        # The request from the context object we hold anyway (no proxy lookup); the proxy only
+        # where a Flask version's context object does not carry it.
+        ctx: Any = request_context()
+        current: Request = getattr(ctx, "request", None) or _proxied_request()
         environ = current.environ
         method, original = attrs.normalize_method(environ.get("REQUEST_METHOD") or "GET")
         info = self.routes.info(app, current.url_rule, method)
@@ -168,22 +175,26 @@ class RequestLifecycle:
         if not self.traces.decided:
             self.state.decide_trace_buffer(app)
         _start_writer(self.state.multiproc)
-        record = RequestRecord(self, request_context(), app, info, start)
+        record = RequestRecord(self, ctx, app, info, start)
         telemetry = self.telemetry
         tracing, metrics = telemetry.tracing_active(), telemetry.metrics_active()
-        if tracing or metrics:
-            record.protocol = attrs.protocol_version(environ)  # for the span and the metric point
+        scheme = attrs.OTHER_SCHEME
+        if tracing or metrics:  # read once, for the span and the metric point alike
+            record.protocol = attrs.protocol_version(environ)
+            scheme = attrs.url_scheme(environ)
         try:
             if tracing:
-                open_span(telemetry.tracer, record, environ, original, self.settings)
+                open_span(telemetry.tracer, record, environ, original, scheme, self.settings)
             else:
                 pass_through(record, environ)
         except Exception as exc:
             # Keep timing (metrics, statistics, signal) without a span rather than drop it.
             report("starting a request span", exc)
         if metrics:
-            try:
-                _count_in(telemetry.metrics, record, environ)
+            try:  # a bare object as token: a body never closed leaves 16 bytes, not its span
+                key = (info.method, scheme)
+                token = object()
+                record.counted = (key, telemetry.metrics.started(key, token), token)
             except Exception as exc:
                 report("counting an active request", exc)
         return record
@@ -191,26 +202,12 @@ class RequestLifecycle:
     def _read_response(self, app: Flask, record: RequestRecord, response: Response) -> None:
         record.status_code = response.status_code
         if is_lazy_body(response):
-            # Count the body to its last byte: the WSGI server closes the response after it.
-            response.call_on_close(lambda: self.finish(record))
-            record.streaming = True  # only once finish() is sure to be called
-            if sends_body(record.info.method, response.status_code):
-                on_error = lambda exc: self._body_failed(record, exc)  # noqa: E731
-                record.body = WatchedBody(response.response, on_error, record.context)
-                response.response = record.body
+            _watch_stream(self, record, response)
         settings = self.settings
         if settings.server_timing_on(app.debug):
             add_server_timing(response, record.start, settings.timing_allow_origin)
         if settings.headers is not None and record.span.is_recording():
             record.span.set_attributes(settings.headers.response_attributes(response.headers))
-
-    def _body_failed(self, record: RequestRecord, exception: BaseException) -> None:
-        """A streamed body raised while the server was sending it."""
-        if record.exception is None:
-            try:
-                note_exception(record, exception, self.settings.record_exceptions)
-            except Exception as exc:
-                report("recording an exception of a streamed body", exc)
 
     # -- the end ---------------------------------------------------------------------------
 
@@ -251,27 +248,6 @@ class RequestLifecycle:
             publish(record, duration, sampled)
 
 
-def _note_failed_teardown(
-    record: RequestRecord, exception: Optional[BaseException], record_event: bool
-) -> None:
-    detach(record)
-    if record.exception is None:
-        failure = exception or TeardownIncomplete(
-            "The request's teardown failed before flask-routetimer's receiver ran "
-            "(a teardown function or another request_tearing_down receiver raised)."
-        )
-        note_exception(record, failure, record_event)
-    if not record.streaming:
-        record.status_code = 500  # the app raised out of wsgi_app: the server answers 500
-
-
-def _count_in(metrics: RequestMetrics, record: RequestRecord, environ: Mapping[str, Any]) -> None:
-    """Count the request in active requests, under its (method, scheme)."""
-    key = (record.info.method, attrs.url_scheme(environ))
-    token = object()
-    record.counted = (key, metrics.started(key, token), token)
-
-
 def _record_point(metrics: RequestMetrics, record: RequestRecord, duration: float) -> None:
     """Count the request out of active requests and record its duration point."""
     assert record.counted is not None
@@ -286,12 +262,52 @@ def _record_point(metrics: RequestMetrics, record: RequestRecord, duration: floa
     )
 
 
+def _watch_stream(lifecycle: RequestLifecycle, record: RequestRecord, response: Response) -> None:
+    """Count a lazy body to its last byte: the WSGI server closes the response after it."""
+    response.call_on_close(lambda: lifecycle.finish(record))
+    record.streaming = True  # only once finish() is sure to be called
+    if sends_body(record.info.method, response.status_code):
+        record_event = lifecycle.settings.record_exceptions
+        on_error = lambda exc: _body_failed(record, exc, record_event)  # noqa: E731
+        record.body = WatchedBody(response.response, on_error, record.context)
+        response.response = record.body
+
+
+def _body_failed(record: RequestRecord, exception: BaseException, record_event: bool) -> None:
+    """A streamed body raised while the server was sending it."""
+    if record.exception is None:
+        try:
+            note_exception(record, exception, record_event)
+        except Exception as exc:
+            report("recording an exception of a streamed body", exc)
+
+
+def _note_failed_teardown(
+    record: RequestRecord, exception: Optional[BaseException], record_event: bool
+) -> None:
+    detach(record)
+    if record.exception is None:
+        failure = exception or TeardownIncomplete(
+            "The request's teardown failed before flask-routetimer's receiver ran "
+            "(a teardown function or another request_tearing_down receiver raised)."
+        )
+        note_exception(record, failure, record_event)
+    if not record.streaming:
+        record.status_code = 500  # the app raised out of wsgi_app: the server answers 500
+
+
 def add_server_timing(response: Response, start: float, allow_origin: Optional[str]) -> None:
     """``Server-Timing: app;dur=<ms>`` (and ``Timing-Allow-Origin`` when configured)."""
     elapsed_ms = max(perf_counter() - start, 0.0) * 1000
     response.headers.add("Server-Timing", f"app;dur={elapsed_ms:.1f}")
     if allow_origin is not None:
         response.headers["Timing-Allow-Origin"] = allow_origin
+
+
+def _proxied_request() -> Request:
+    """The request through Flask's proxy (one lookup, not two)."""
+    current: Request = cast(Any, request)._get_current_object()
+    return current
 
 
 def _propagates(app: Flask) -> bool:

@@ -63,7 +63,7 @@ class RequestRecord:
         #: The OpenTelemetry context the request runs in, and the token of attaching it.
         self.context: Optional[otel_context.Context] = None
         self.context_token: Optional[object] = None
-        #: The token of setting this record as the request in flight (:data:`_current`).
+        #: The token of setting this record as the request in flight (:data:`IN_FLIGHT`).
         self.record_token: Optional[Token[Optional[RequestRecord]]] = None
         self.thread = threading.get_ident()
         self.start = start
@@ -80,24 +80,27 @@ class RequestRecord:
         self.renders: Optional[RenderStack] = None  # template renders, once one started
 
 
-#: The request being timed in this thread/context.
-_current: ContextVar[Optional[RequestRecord]] = ContextVar("flask_routetimer.request", default=None)
+#: The request being timed in this thread/context (the receivers read it directly: one
+#: ``get``, no function call, several times per request).
+IN_FLIGHT: ContextVar[Optional[RequestRecord]] = ContextVar(
+    "flask_routetimer.request", default=None
+)
 
 
 def in_flight() -> Optional[RequestRecord]:
     """The request being timed here, of any app."""
-    return _current.get()
+    return IN_FLIGHT.get()
 
 
 def current_record(app: Flask) -> Optional[RequestRecord]:
     """This app's request being timed here, if any (a nested request to another app is not)."""
-    record = _current.get()
+    record = IN_FLIGHT.get()
     return record if record is not None and record.app is app else None
 
 
 def set_current(record: RequestRecord) -> None:
     """Make ``record`` the request in flight here."""
-    record.record_token = _current.set(record)
+    record.record_token = IN_FLIGHT.set(record)
 
 
 def detach(record: RequestRecord) -> None:
@@ -105,9 +108,9 @@ def detach(record: RequestRecord) -> None:
     record_token, record.record_token = record.record_token, None
     if record_token is not None:
         try:
-            _current.reset(record_token)
+            IN_FLIGHT.reset(record_token)
         except ValueError:  # torn down in another context than it started in
-            _current.set(None)
+            IN_FLIGHT.set(None)
     context_token, record.context_token = record.context_token, None
     if context_token is not None:
         otel_context.detach(context_token)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from . import attributes as attrs
 from ._body import TIME_TO_FIRST_BYTE
 from .config import Settings
 from .propagation import extract_parent
-from .record import RequestRecord, in_flight
+from .record import IN_FLIGHT, RequestRecord
 
 #: Set (True) on a span whose streamed body the server stopped sending before its end.
 BODY_INCOMPLETE = "routetimer.body_incomplete"
@@ -25,14 +25,15 @@ def open_span(
     record: RequestRecord,
     environ: Mapping[str, Any],
     original_method: Optional[str],
+    scheme: str,
     settings: Settings,
 ) -> None:
-    """Start the span under the right parent and make it current (``settings``: header capture
-    and query redaction)."""
+    """Start the span under the right parent and make it current (``scheme``: ``url.scheme`` as
+    :func:`~.attributes.url_scheme` reads it; ``settings``: header capture and query redaction)."""
     info = record.info
     # An empty OpenTelemetry context (the usual case) holds no span: skip the span lookup.
     outer = trace.get_current_span() if otel_context.get_current() else trace.INVALID_SPAN
-    outer_request = in_flight()
+    outer_request = IN_FLIGHT.get()
     if outer_request is not None and outer_request.span is outer:
         # A request to an app called in-process from a view of ours: its own request, a
         # child of the caller's, which keeps its name.
@@ -53,11 +54,9 @@ def open_span(
     # them all.
     attributes = attrs.span_attributes(
         environ,
-        info.method,
+        info.attributes,
         original_method,
-        info.route,
-        info.endpoint,
-        info.blueprint,
+        scheme,
         record.protocol,
         settings.redacted_query_params,
     )

@@ -41,7 +41,7 @@ class Exemptions:
 class RouteInfo:
     """What is known about a (URL rule, method) pair; computed once, then reused."""
 
-    __slots__ = ("rule", "route", "endpoint", "blueprint", "method", "name", "exempt")
+    __slots__ = ("rule", "route", "endpoint", "blueprint", "method", "name", "exempt", "attributes")
 
     def __init__(self, rule: Optional[Rule], method: str, exempt: bool) -> None:
         self.rule = rule
@@ -51,6 +51,8 @@ class RouteInfo:
         self.method = method
         self.name = attrs.span_name(method, self.route)
         self.exempt = exempt
+        #: The span attributes of every request to the pair (copied per request, never changed).
+        self.attributes = attrs.route_attributes(method, self.route, self.endpoint, self.blueprint)
 
 
 class RouteCache:
