@@ -15,11 +15,9 @@ from typing import Any, Optional
 from urllib.parse import quote
 
 from opentelemetry.semconv.attributes.client_attributes import CLIENT_ADDRESS
-from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import (
     HTTP_REQUEST_METHOD,
     HTTP_REQUEST_METHOD_ORIGINAL,
-    HTTP_RESPONSE_STATUS_CODE,
     HTTP_ROUTE,
 )
 from opentelemetry.semconv.attributes.network_attributes import NETWORK_PROTOCOL_VERSION
@@ -233,19 +231,6 @@ def error_type(exception: Optional[BaseException], status_code: Optional[int]) -
     if is_failure(None, status_code):
         return str(status_code)
     return None
-
-
-def response_attributes(
-    status_code: Optional[int], exception: Optional[BaseException]
-) -> AttributeDict:
-    """Attributes known when the response is complete."""
-    attrs: AttributeDict = {}
-    if status_code is not None:
-        attrs[HTTP_RESPONSE_STATUS_CODE] = status_code
-    kind = error_type(exception, status_code)
-    if kind is not None:
-        attrs[ERROR_TYPE] = kind
-    return attrs
 
 
 def blueprint_of(endpoint: Optional[str]) -> Optional[str]:

@@ -7,7 +7,8 @@ from typing import Any, Optional
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import attributes as attrs
@@ -104,15 +105,18 @@ def end_span(record: RequestRecord) -> bool:
 
 
 def _describe_end(record: RequestRecord) -> None:
+    # One set_attribute per attribute: the SDK checks a value, where set_attributes would check
+    # the dict against Sequence and Mapping first (two ABC instance checks) and then each value.
     span = record.span
-    span.set_attributes(attrs.response_attributes(record.status_code, record.exception))
+    status_code, exc = record.status_code, record.exception
+    if status_code is not None:
+        span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status_code)
+    if attrs.is_failure(exc, status_code):
+        span.set_attribute(ERROR_TYPE, attrs.error_type(exc, status_code))
+        description = None if exc is None else attrs.exception_description(exc)
+        span.set_status(Status(StatusCode.ERROR, description))
     if record.body is not None and not record.body.exhausted:
         span.set_attribute(BODY_INCOMPLETE, True)
-    if record.exception is not None:
-        exc = record.exception
-        span.set_status(Status(StatusCode.ERROR, attrs.exception_description(exc)))
-    elif attrs.is_failure(None, record.status_code):
-        span.set_status(Status(StatusCode.ERROR))
     ttfb = record.body.time_to_first_byte(record.start) if record.body is not None else None
     if ttfb is not None:
         span.set_attribute(TIME_TO_FIRST_BYTE, ttfb)
