@@ -177,7 +177,7 @@ class RequestLifecycle:
         _start_writer(self.state.multiproc)
         record = RequestRecord(self, ctx, app, info, start)
         telemetry = self.telemetry
-        tracing, metrics = telemetry.tracing_active(), telemetry.metrics_active()
+        tracing, metrics = telemetry.active()
         scheme = attrs.OTHER_SCHEME
         if tracing or metrics:  # read once, for the span and the metric point alike
             record.protocol = attrs.protocol_version(environ)

@@ -39,7 +39,9 @@ def propagation_keys(propagator: TextMapPropagator) -> tuple[str, ...]:
 def extract_parent(environ: Mapping[str, Any]) -> Optional[otel_context.Context]:
     """The remote parent from propagation headers; None (no parsing) when there are none."""
     propagator = propagate.get_global_textmap()
-    for key in propagation_keys(propagator):
+    cached = _propagation_keys.get(id(propagator))  # propagation_keys(), without the call
+    keys = cached[1] if cached is not None and cached[0] is propagator else None
+    for key in keys or propagation_keys(propagator):
         if key in environ:
             return propagator.extract(environ, getter=ENVIRON_GETTER)
     return None

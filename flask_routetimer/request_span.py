@@ -94,14 +94,17 @@ def note_exception(record: RequestRecord, exception: BaseException, record_event
 def end_span(record: RequestRecord) -> bool:
     """End the span with the response's attributes; True if it was sampled (recording)."""
     span = record.span
-    sampled = False
+    recording: Optional[bool] = None
     try:
-        sampled = span.is_recording()
-        if sampled:
+        recording = span.is_recording()
+        if recording:
             _describe_end(record)
     finally:
-        span.end()  # even when describing it failed: a span is never left open
-    return sampled
+        # Even when describing it (or asking) failed: a span is never left open. A span that
+        # is not recording (not sampled, no SDK) has nothing to end: the call is skipped.
+        if recording is not False:
+            span.end()
+    return bool(recording)
 
 
 def _describe_end(record: RequestRecord) -> None:

@@ -78,17 +78,17 @@ class Telemetry:
         """The provider spans go to now (the global one unless one was given)."""
         return self.tracer_provider or trace.get_tracer_provider()
 
-    def tracing_active(self) -> bool:
-        """False when spans would go nowhere (no SDK): the hot path then skips building them."""
-        provider = self.tracer_provider or trace.get_tracer_provider()
-        placeholder = _placeholder_types.get(type(provider))
-        return not (is_placeholder(provider) if placeholder is None else placeholder)
-
-    def metrics_active(self) -> bool:
-        """False when metric points would go nowhere (no SDK meter provider)."""
-        provider = self.meter_provider or metrics.get_meter_provider()
-        placeholder = _placeholder_types.get(type(provider))
-        return not (is_placeholder(provider) if placeholder is None else placeholder)
+    def active(self) -> tuple[bool, bool]:
+        """Whether spans, and whether metric points, would go anywhere (an SDK provider): the hot
+        path skips building what would go nowhere. Asked once per request, in one call."""
+        tracer_provider = self.tracer_provider or trace.get_tracer_provider()
+        meter_provider = self.meter_provider or metrics.get_meter_provider()
+        tracer_placeholder = _placeholder_types.get(type(tracer_provider))
+        meter_placeholder = _placeholder_types.get(type(meter_provider))
+        if tracer_placeholder is None or meter_placeholder is None:  # a type not seen yet
+            tracer_placeholder = is_placeholder(tracer_provider)
+            meter_placeholder = is_placeholder(meter_provider)
+        return not tracer_placeholder, not meter_placeholder
 
     def swap(self, other: Telemetry) -> Telemetry:
         """Take ``other``'s providers, tracer and metrics; return the previous ones as a unit."""
