@@ -318,6 +318,15 @@ def test_a_bad_file_is_skipped_with_one_warning(
 # --- Exited workers ---------------------------------------------------------------------------
 
 
+def published_stats(make_worker: Callable[..., Worker], shared: Path, requests: int) -> Path:
+    """A worker that served ``requests`` requests and published: its stats file."""
+    donor = make_worker()
+    serve(donor, requests)
+    mp(donor[0]).publish()
+    (stats_file,) = shared.glob("stats-*.json")
+    return stats_file
+
+
 def fake_exited_worker(shared: Path, template: Path, pid: int, token: str) -> None:
     """Copy a real stats file under the name of a worker whose process is gone."""
     (shared / f"stats-{pid}-{token}.json").write_bytes(template.read_bytes())
@@ -327,10 +336,7 @@ def test_files_of_exited_workers_are_compacted_and_still_count(
     make_worker: Callable[..., Worker], shared: Path
 ) -> None:
     """Thousands of exited workers fold into exited.json: same counts, one file, fast reads."""
-    donor = make_worker()
-    serve(donor, 3)
-    mp(donor[0]).publish()
-    (template,) = shared.glob("stats-*.json")
+    template = published_stats(make_worker, shared, 3)
     pid = dead_pid()
     for index in range(2000):
         fake_exited_worker(shared, template, pid, f"{index:016x}")
@@ -339,9 +345,7 @@ def test_files_of_exited_workers_are_compacted_and_still_count(
     folded = multiproc_files.compact(str(shared))
     assert folded == 2000
     assert len(list(shared.glob("stats-*.json"))) == 1  # the donor's, still alive
-    start = time.perf_counter()
-    snapshot = reader[1].stats(reader[0])
-    assert time.perf_counter() - start < 0.5
+    snapshot = reader[1].stats(reader[0])  # its speed: benchmarks.multiproc, not a timed test
     assert count_of(snapshot) == 3 * 2001 and snapshot.workers == 2001
     workers = mp(reader[0]).source().workers()
     assert [(w.pid, w.processes, w.requests) for w in workers if w.pid is None] == [
@@ -373,11 +377,7 @@ def test_reads_racing_compaction_never_double_count_or_drop(
     make_worker: Callable[..., Worker], shared: Path
 ) -> None:
     """While exited workers are folded one by one, every read sees exactly the same total."""
-    donor = make_worker()
-    serve(donor, 2)
-    mp(donor[0]).publish()
-    (template,) = shared.glob("stats-*.json")
-    template = template.rename(shared / "template.bin")
+    template = published_stats(make_worker, shared, 2).rename(shared / "template.bin")
     pids = [dead_pid() for _ in range(3)]
     for index in range(60):
         fake_exited_worker(shared, template, pids[index % 3], f"{index:016x}")
@@ -435,10 +435,7 @@ def test_a_writer_folds_the_files_of_processes_that_are_gone(
     make_worker: Callable[..., Worker], shared: Path
 ) -> None:
     """Without a child_exit hook (uWSGI), a running worker compacts exited workers' files."""
-    donor = make_worker()
-    serve(donor, 2)
-    mp(donor[0]).publish()
-    (template,) = shared.glob("stats-*.json")
+    template = published_stats(make_worker, shared, 2)
     fake_exited_worker(shared, template, dead_pid(), "f" * 16)
     writer = make_worker()
     serve(writer, 1)
