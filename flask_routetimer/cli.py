@@ -7,6 +7,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from werkzeug.routing import Rule
 
+from .exemptions import unreached_message
 from .state import AppState, get_state
 
 routetimer_cli = AppGroup("routetimer", help="Inspect what flask-routetimer times.")
@@ -33,6 +34,7 @@ def routes_command() -> None:
     """List each URL rule with its endpoint, methods and whether it is timed."""
     app = current_app
     state = get_state(app)
+    state.routes.resolve(app, warn=False)  # the command says it below, not the logger
     rows = [
         (
             rule.endpoint,
@@ -46,3 +48,5 @@ def routes_command() -> None:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
     for row in [header, tuple("-" * w for w in widths) + ("-" * 6,), *rows]:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+    if state.routes.unreached:
+        click.echo("\nWarning: " + unreached_message(state.routes.unreached), err=True)

@@ -18,9 +18,10 @@ from .child_spans import ChildSpan
 from .cli import routetimer_cli
 from .config import CONFIG_KEYS, ConfigError, Settings, environment, read_settings, set_defaults
 from .dashboard import create_blueprint, dashboard_host, overlapping_rules
+from .exemptions import Exemptions
 from .lifecycle import RequestLifecycle
 from .record import current_record
-from .routes import DASHBOARD_BLUEPRINT, Exemptions
+from .routes import DASHBOARD_BLUEPRINT
 from .sdk import configure_sdk
 from .state import EXTENSION_KEY, AppState, get_state
 from .stats import StatsSnapshot
@@ -111,6 +112,7 @@ class RouteTimer:
         if dashboard is not None:
             app.register_blueprint(dashboard)  # checked above, so it does not fail half-way
         app.extensions[EXTENSION_KEY] = state
+        self._exemptions.serve(app)
         if settings.enabled:
             RequestLifecycle(state).connect(app)
             if settings.time_templates:
@@ -123,7 +125,11 @@ class RouteTimer:
         return self.telemetry.tracer
 
     def exempt(self, view: T) -> T:
-        """Leave a view (function or ``View`` class) untimed; returns it unchanged."""
+        """Leave a view (function or ``View`` class) untimed; returns it unchanged.
+
+        Works above or below other decorators that use ``functools.wraps``; a mark that reaches
+        no view is named in a warning at the first request and by ``flask routetimer routes``.
+        """
         self._exemptions.add(view)
         return view
 

@@ -13,29 +13,11 @@ from flask import Flask
 from werkzeug.routing import Rule
 
 from . import attributes as attrs
+from .exemptions import Exemptions
 
 #: Name of the dashboard's blueprint; its endpoints are never timed (they would otherwise fill
 #: the statistics they show).
 DASHBOARD_BLUEPRINT = "routetimer"
-
-
-class Exemptions:
-    """Views marked with ``@timer.exempt``; one set per ``RouteTimer``, shared by its apps."""
-
-    def __init__(self) -> None:
-        self._views: set[Any] = set()
-
-    def add(self, view: Any) -> None:
-        self._views.add(view)
-
-    def covers(self, view: Any) -> bool:
-        """True for a marked view (function or ``View`` class, or made by ``as_view`` of one)."""
-        if view is None:
-            return False
-        try:
-            return view in self._views or getattr(view, "view_class", None) in self._views
-        except TypeError:  # an unhashable callable object as view
-            return False
 
 
 class RouteInfo:
@@ -61,20 +43,49 @@ class RouteCache:
     def __init__(self, exemptions: Exemptions) -> None:
         self._exemptions = exemptions
         self._routes: dict[tuple[int, str], RouteInfo] = {}
+        #: The app's exempt views by id, worked out for ``_resolved`` (the marks' version and
+        #: the number of views); None: not yet.
+        self._exempt_views: Optional[dict[int, Any]] = None
+        self._resolved = (-1, 0)
+        #: Names of the marks no view reaches (``flask routetimer routes`` shows them).
+        self.unreached: list[str] = []
+        exemptions.watch(self)
 
     def info(self, app: Flask, rule: Optional[Rule], method: str) -> RouteInfo:
         """Cached per (rule, method): bounded by the app's rules, never by raw paths."""
         key = (id(rule), method)
         info = self._routes.get(key)
         if info is None or info.rule is not rule:
+            routes = self._routes  # a mark added meanwhile replaces it: this one is dropped
             info = RouteInfo(rule, method, self.is_exempt(app, rule))
-            self._routes[key] = info
+            routes[key] = info
         return info
 
+    def clear(self) -> None:
+        """Forget every pair (a view was marked exempt after the cache filled)."""
+        self._routes = {}
+
     def is_exempt(self, app: Flask, rule: Optional[Rule]) -> bool:
-        """True for the dashboard's own rules and rules whose view is marked exempt."""
+        """True for the dashboard's own rules and rules whose view is marked exempt (or wraps,
+        or is wrapped by, a marked object)."""
+        exempt = self._exempt_views
+        if exempt is None or self._resolved != (self._exemptions.version, len(app.view_functions)):
+            exempt = self.resolve(app)  # once: at the app's first request, or after a change
         if rule is None:
             return False
         if attrs.blueprint_of(rule.endpoint) == DASHBOARD_BLUEPRINT:
             return True
-        return self._exemptions.covers(app.view_functions.get(rule.endpoint))
+        view = app.view_functions.get(rule.endpoint)
+        return view is not None and exempt.get(id(view)) is view
+
+    def resolve(self, app: Flask, warn: bool = True) -> dict[int, Any]:
+        """Work out the app's exempt views; log a warning for marks that reach no view."""
+        version = self._exemptions.version  # read first: a mark added meanwhile redoes this
+        views = list(app.view_functions.values())
+        exempt, unreached = self._exemptions.resolve(views)
+        self._exempt_views, self._resolved = exempt, (version, len(views))
+        named = self._exemptions.unreached(app, unreached)
+        self.unreached = sorted(named.values())
+        if warn:
+            self._exemptions.warn(named)
+        return exempt

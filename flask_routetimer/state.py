@@ -11,8 +11,9 @@ from typing import Optional
 from flask import Flask
 
 from .config import Settings
+from .exemptions import Exemptions
 from .multiproc import Multiproc
-from .routes import Exemptions, RouteCache
+from .routes import RouteCache
 from .stats import RouteStatsTable
 from .telemetry import Telemetry
 from .tracebuffer import TraceBuffer
