@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, cast
 
 from . import headers as header_capture
-from .patterns import Matcher, any_of
+from .exclusion import Exclusion, exclusion
+from .patterns import Matcher
 from .redaction import param_names
 
 
@@ -35,7 +36,7 @@ class Settings:
     """Validated per-app settings; the hot path reads only these."""
 
     enabled: bool
-    excluded: Optional[Matcher]
+    excluded: Optional[Exclusion]
     server_timing: Optional[bool]  # None: follow app.debug, read per request (app.run(debug=True))
     record_exceptions: bool
     max_routes: int
@@ -239,14 +240,14 @@ def valid_regexes(key: str, patterns: list[str], what: str, flags: int = 0) -> l
     return patterns
 
 
-def compile_patterns(key: str, value: Any) -> Optional[Matcher]:
+def compile_patterns(key: str, value: Any) -> Optional[Exclusion]:
     """Compile a list of regexes (or one comma-separated string), each working as written alone."""
     what = "not a valid regular expression"
     names = next((k.env for k in CONFIG_KEYS if k.name == key), ())
     if names:
         what += f" (when the key is not set, its value comes from {' or '.join(names)})"
     patterns = valid_regexes(key, regex_list(key, value, "a list of regular expressions"), what)
-    return any_of(patterns)
+    return exclusion(key, patterns)
 
 
 def header_patterns(key: str, value: Any) -> list[str]:
@@ -397,9 +398,12 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "ROUTETIMER_EXCLUDED_URLS",
         "",
         "`list[str]`, or one comma-separated `str`",
-        "regular expressions searched in the path inside the app (`PATH_INFO`, never the mount "
-        "prefix `SCRIPT_NAME`, which a proxy may take from the client's `X-Forwarded-Prefix`); "
-        "a match gets no span, metric, statistic or signal",
+        "regular expressions searched in the path inside the app (`PATH_INFO`); never in the "
+        "query string, the Host header or the mount prefix `SCRIPT_NAME`, which a client can "
+        "choose (or a proxy take from its `X-Forwarded-*`). OpenTelemetry searches the full URL: "
+        "a pattern containing `://` is searched in `http://localhost` or `https://localhost` "
+        "followed by the path, so `healthz`, `client/.*/info` and `^https?://[^/]+/healthz` "
+        "exclude the paths they name. A match gets no span, metric, statistic or signal",
         compile_patterns,
         "excluded",
         env=("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS"),
