@@ -56,12 +56,15 @@ def identities(view: Any) -> set[int]:
 
 
 def describe(obj: Any) -> str:
-    """``module.qualname`` of a marked object, for messages."""
-    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
-    if not isinstance(name, str):
-        return repr(obj)
-    module = getattr(obj, "__module__", None)
-    return f"{module}.{name}" if isinstance(module, str) else name
+    """``module.qualname`` of a marked object, for messages (never raises)."""
+    try:
+        name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+        module = getattr(obj, "__module__", None)
+        if not isinstance(name, str):
+            return object.__repr__(obj)
+        return f"{module}.{name}" if isinstance(module, str) else name
+    except Exception:
+        return object.__repr__(obj)
 
 
 class Exemptions:
