@@ -14,14 +14,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from docs_recipes import recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples"
 MARKDOWN = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MARKER = re.compile(r"<!-- example: (docs/examples/[\w.]+\.py) -->")
-#: Not run as a script: gunicorn configurations, checked by tests of their own (below, and
-#: tests/test_multiproc_server.py).
-SPECIAL = {"gunicorn_conf.py", "gunicorn_multiproc.py"}
+#: Not run as a script: gunicorn configurations, checked by tests of their own (below,
+#: tests/test_multiproc_server.py and tests/test_docs_commands.py).
+SPECIAL = {"gunicorn_conf.py", "gunicorn_multiproc.py", "gunicorn_prometheus.py"}
 #: Examples run with this package on the path and a dashboard password set, as in a deployment.
 EXAMPLE_ENV = {
     **os.environ,
@@ -101,12 +102,14 @@ def free_port() -> int:
 
 
 def test_gunicorn_preload_recipe_exports_spans_from_workers() -> None:
-    """With --preload and the SDK set up in post_fork, forked workers export request spans."""
+    """recipes.md's command, as written: with --preload and the SDK set up in post_fork, forked
+    workers export request spans."""
     port = free_port()
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn_conf.py", "--preload", "quickstart:app"],
+        ["bash", "-euc", f"exec {recipe('gunicorn-preload').text}"],
         cwd=EXAMPLES,
-        env={**os.environ, "BIND": f"127.0.0.1:{port}"},
+        env={**os.environ, "BIND": f"127.0.0.1:{port}", "PATH": path},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

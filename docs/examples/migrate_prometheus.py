@@ -4,8 +4,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from flask_routetimer import RouteTimer
 
-# In production: PrometheusMetricReader() from opentelemetry-exporter-prometheus, and
-# prometheus_client.start_http_server(9464) to serve /metrics. In memory here, to show the data.
+# In production: PrometheusMetricReader() from opentelemetry-exporter-prometheus, set up in each
+# worker (gunicorn_prometheus.py). In memory here, to show the data.
 reader = InMemoryMetricReader()
 app = Flask(__name__)
 app.config["ROUTETIMER_EXCLUDED_URLS"] = ["^/metrics$"]  # was: excluded_paths
