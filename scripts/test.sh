@@ -4,7 +4,8 @@
 # As root (CI, the dev machines here) pytest runs inside a private network namespace with only
 # loopback (scripts/in-netns.sh), where the end-to-end tests start a real Arize Phoenix; there
 # they are required. Elsewhere they are skipped with the reason. The coexistence test runs the
-# example app under opentelemetry-instrument from .venv-instrument/ (scripts/setup-instrument.sh).
+# example app under opentelemetry-instrument from .venv-instrument/ (scripts/setup-instrument.sh);
+# the docs' command recipes run in .venv-docs/ (scripts/setup-doc-recipes.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/lint.sh  # sets up .venv (scripts/bootstrap.sh) first
@@ -19,6 +20,11 @@ if ! command -v chromium >/dev/null; then
 fi
 bash scripts/setup-phoenix.sh
 bash scripts/setup-instrument.sh
+# The docs' shell recipes run in venvs that hold only what each recipe installs; the pip install
+# lines need the registry, so they run here (tests/docs_recipes.py). Their uWSGI also runs the
+# uWSGI case of tests/test_multiproc_server.py.
+bash scripts/setup-doc-recipes.sh
+export UWSGI=$PWD/.venv-docs/uwsgi/bin/uwsgi
 # The benchmarks must keep running (figures are printed, never asserted): a quick smoke run, in
 # the venv that also has the OpenTelemetry Flask instrumentation they compare against.
 PYTHON=.venv-instrument/bin/python bash scripts/bench-smoke.sh

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,7 +132,7 @@ def install(name: str) -> None:
                 ["bash", "-c", command], cwd=ROOT, env=environment(name), stdout=out, stderr=out
             )
             if done.returncode != 0:
-                sys.exit(f"docs_recipes: {command!r} failed for {name}; see {log}")
+                raise SystemExit(f"docs_recipes: {command!r} failed for {name}; see {log}")
     (venv / ".routetimer-installed").write_text(stamp(name))
     print(f"docs_recipes: {name}: installed in {time.monotonic() - start:.0f}s")
 
@@ -141,10 +142,71 @@ def shell_recipes() -> list[str]:
     return [b.argument for b in blocks() if b.kind == "run" and INSTALL.search(b.text)]
 
 
+CONFIGURATION_EXAMPLE = ROOT / "docs" / "examples" / "configuration.py"
+CONFIGURATION_DOCS = ROOT / "docs" / "configuration.md"
+
+
+def configuration_example() -> str:
+    """docs/examples/configuration.py: every key of CONFIG_KEYS and every argument, at default."""
+    from flask_routetimer.config import CONFIG_KEYS
+
+    lines = [
+        '"""Every config key and constructor argument at once, each set to its default.',
+        "",
+        "Generated from flask_routetimer.config.CONFIG_KEYS: `python tests/docs_recipes.py",
+        "configuration-example` writes it here and into docs/configuration.md.",
+        '"""',
+        "",
+        "from flask import Flask",
+        "",
+        "from flask_routetimer import RouteTimer",
+        "",
+        "app = Flask(__name__)",
+        "app.config.update(",
+    ]
+    for key in CONFIG_KEYS:
+        if key.env:
+            lines.append(f"    # when not set: ${', else $'.join(key.env)}")
+        value = f'"{key.default}"' if isinstance(key.default, str) else repr(key.default)
+        lines.append(f"    {key.name}={value},")
+    lines += [
+        ")",
+        "timer = RouteTimer(",
+        "    app,",
+        "    tracer_provider=None,  # None: the global provider, looked up at each request",
+        "    meter_provider=None,  # likewise",
+        ")",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_configuration_example() -> None:
+    """Regenerate the example, and the copy of it in docs/configuration.md."""
+    old = CONFIGURATION_EXAMPLE.read_text()
+    new = configuration_example()
+    CONFIGURATION_EXAMPLE.write_text(new)
+    docs = CONFIGURATION_DOCS.read_text()
+    marker = "<!-- example: docs/examples/configuration.py -->\n```python\n"
+    assert marker + old in docs, "docs/configuration.md does not show the current example"
+    CONFIGURATION_DOCS.write_text(docs.replace(marker + old, marker + new))
+
+
+def main() -> None:
+    """Install every recipe venv that is not up to date, side by side (pip mostly waits)."""
+    names = shell_recipes()
+    for name in names:
+        if is_installed(name):
+            print(f"docs_recipes: {venv_of(name)} is up to date")
+    with ThreadPoolExecutor(max_workers=len(names) or 1) as pool:
+        for done in [pool.submit(install, name) for name in names]:
+            done.result()
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] != ["install"]:
-        sys.exit("usage: python tests/docs_recipes.py install")
-    for recipe_name in shell_recipes():
-        if is_installed(recipe_name):
-            print(f"docs_recipes: {venv_of(recipe_name)} is up to date")
-        install(recipe_name)
+    sys.path.insert(0, str(ROOT))
+    if sys.argv[1:] == ["install"]:
+        main()
+    elif sys.argv[1:] == ["configuration-example"]:
+        write_configuration_example()
+    else:
+        sys.exit("usage: python tests/docs_recipes.py install|configuration-example")

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from docs_recipes import recipe
+from docs_recipes import CONFIGURATION_EXAMPLE, configuration_example, recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples"
@@ -56,6 +56,13 @@ def test_python_blocks_are_examples_or_run(markdown: Path) -> None:
             assert code == source, f"{markdown.name}:{line} differs from {example}; copy it again"
         else:
             exec(compile(code, f"{markdown.name}:{line}", "exec"), {"__name__": "docs_block"})
+
+
+def test_configuration_example_has_every_key_at_its_default() -> None:
+    """configuration.md's "every key at once" is generated from the one config table."""
+    assert CONFIGURATION_EXAMPLE.read_text() == configuration_example(), (
+        "regenerate it: .venv/bin/python tests/docs_recipes.py configuration-example"
+    )
 
 
 def test_every_example_is_shown_in_the_docs() -> None:
