@@ -160,7 +160,12 @@ def test_uwsgi_recipe_serves_the_app(tmp_path: Path) -> None:
     with shell(split("uwsgi")[1], cwd, environment("uwsgi"), signal.SIGINT) as run:
         run.wait_until_answers(f"http://127.0.0.1:{port}/hello/you")
         assert get(f"http://127.0.0.1:{port}/hello/uwsgi") == "Hello, uwsgi!"
-    assert run.output().count("spawned uWSGI worker") == 4, run.output()
+        # lazy-apps: each of the 4 workers loads the app itself. Wait for all of them: a worker
+        # interrupted while importing never exits, and uWSGI waits for it.
+        deadline = time.monotonic() + 60
+        while run.output().count("WSGI app 0 (mountpoint='') ready") < 4:
+            assert time.monotonic() < deadline, run.output()
+            time.sleep(0.2)
 
 
 COUNT = re.compile(r"^http_server_request_duration_seconds_count\{(.*?)\} ([0-9.]+)$", re.M)
