@@ -34,6 +34,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
+from . import sketchcodec
 from ._fence import report
 from .multiproc_files import (
     DIR_KEY,
@@ -231,7 +232,7 @@ class Multiproc:
             return
         data = header("stats")
         data["pid"] = os.getpid()
-        data["routes"] = [sketch.to_data() for sketch in self._stats.sketches()]
+        data.update(sketchcodec.encode(self._stats.sketches()))
         write_file(self.directory, f"stats-{self.worker}.json", data)
         self._last_stats = mark
         self.last_written = data["written"]

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
+from . import sketchcodec
 from .stats import RouteSketch, bounded_merge
 from .tracedata import TraceData, trace_from_data, trace_to_data
 
@@ -32,7 +33,7 @@ logger = logging.getLogger("flask_routetimer")
 
 DIR_KEY = "ROUTETIMER_MULTIPROC_DIR"
 FORMAT = "flask-routetimer/multiproc"
-VERSION = 1
+VERSION = 2  # 2: bucket counts as one base64 array per file (sketchcodec)
 EXITED = "exited.json"
 LOCK = ".compact.lock"
 WORKER_FILE = re.compile(r"(stats|traces)-(\d+)-([0-9a-f]{16})\.json")
@@ -98,8 +99,9 @@ def checkheader(data: Any, kind: str) -> dict[str, Any]:
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise BadFile("no format version")
-    if version > VERSION:
-        raise BadFile(f"format version {version}, newer than this flask-routetimer reads")
+    if version != VERSION:
+        newer = "newer" if version > VERSION else "older"
+        raise BadFile(f"format version {version}, {newer} than this flask-routetimer reads")
     if data.get("kind") != kind:
         raise BadFile(f"a {data.get('kind')!r} file where a {kind!r} file was expected")
     written = data.get("written")
@@ -131,13 +133,6 @@ class WorkerTraces:
     traces: tuple[TraceData, ...]
 
 
-def _sketches(data: dict[str, Any]) -> tuple[RouteSketch, ...]:
-    routes = data.get("routes")
-    if not isinstance(routes, list):
-        raise BadFile("no list of routes")
-    return tuple(RouteSketch.from_data(route) for route in routes)
-
-
 def _traces(data: dict[str, Any]) -> tuple[TraceData, ...]:
     traces = data.get("traces")
     if not isinstance(traces, list):
@@ -156,7 +151,7 @@ def parse_stats(text: Union[str, bytes], worker: str, pid: Optional[int]) -> Wor
     """A stats file (or, with ``pid`` None, ``exited.json``) read and validated."""
     data = checkheader(json.loads(text), "stats" if pid is not None else "exited")
     if pid is not None:
-        return WorkerStats(worker, pid, data["written"], _sketches(data))
+        return WorkerStats(worker, pid, data["written"], sketchcodec.decode(data))
     absorbed = data.get("absorbed")
     if not isinstance(absorbed, list) or not all(isinstance(w, str) for w in absorbed):
         raise BadFile("absorbed must be a list of worker ids")
@@ -164,7 +159,7 @@ def parse_stats(text: Union[str, bytes], worker: str, pid: Optional[int]) -> Wor
         worker,
         None,
         data["written"],
-        _sketches(data),
+        sketchcodec.decode(data),
         _count(data, "processes"),
         frozenset(absorbed),
     )
@@ -435,7 +430,7 @@ def _compact_locked(directory: str, workers: Optional[set[str]], max_routes: int
     data["processes"] = (old.processes if old is not None else 0) + len(gone)
     # Only names whose files still exist need skipping; older ones are long gone.
     data["absorbed"] = sorted((set(absorbed) & set(files)) | gone)
-    data["routes"] = [sketch.to_data() for sketch in merged]
+    data.update(sketchcodec.encode(merged))
     data["capacity"] = capacity
     data["traces"] = [trace_to_data(t) for t in newest_traces(trace_groups, capacity)]
     write_file(directory, EXITED, data)

@@ -10,12 +10,14 @@ capped (``max_routes``) so a flood of distinct methods cannot grow the table wit
 from __future__ import annotations
 
 import math
+import sys
 import threading
+from array import array
 from bisect import bisect_left
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from itertools import accumulate
-from typing import Any, Optional
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import accumulate, chain, compress, repeat
+from typing import Any, NamedTuple, Optional
 
 __all__ = [
     "RouteSketch",
@@ -51,6 +53,8 @@ _LAST = BUCKET_COUNT - 1
 BUCKET_BOUNDS: tuple[tuple[float, float], ...] = tuple(
     (GAMMA ** (i + _KEY_OFFSET - 1), GAMMA ** (i + _KEY_OFFSET)) for i in range(BUCKET_COUNT)
 )
+_LOWERS = tuple(lower for lower, _ in BUCKET_BOUNDS)
+_UPPERS = tuple(upper for _, upper in BUCKET_BOUNDS)
 
 Bucket = tuple[float, float, int]  # (lower_s, upper_s, count)
 
@@ -228,15 +232,14 @@ _NO_FIRST_BYTES: tuple[int, Optional[float], Optional[float], Optional[float]] =
 )
 
 
-@dataclass(frozen=True)
-class FirstByteSketch:
+class FirstByteSketch(NamedTuple):
     """A row's times to first byte as raw runs of buckets (see :class:`RouteSketch`)."""
 
-    count: int
+    count: int  # type: ignore[assignment]  # the field hides tuple.count, on purpose
     min: float
     max: float
     offset: int
-    counts: tuple[int, ...]
+    counts: Sequence[int]
 
     def quantiles(self) -> tuple[int, Optional[float], Optional[float], Optional[float]]:  # noqa: UP045
         """``(count, p50, p95, p99)`` as ``RouteStats`` reports them."""
@@ -248,31 +251,6 @@ class FirstByteSketch:
         )
         return self.count, p50, p95, p99
 
-    def to_data(self) -> dict[str, object]:
-        return {
-            "count": self.count,
-            "min": self.min,
-            "max": self.max,
-            "offset": self.offset,
-            "counts": list(self.counts),
-        }
-
-    @classmethod
-    def from_data(cls, data: object) -> Optional[FirstByteSketch]:  # noqa: UP045
-        """None for null; ValueError for anything but :meth:`to_data`'s form with data."""
-        if data is None:
-            return None
-        if type(data) is not dict:
-            raise ValueError("a first-byte sketch must be an object or null")
-        count, offset = data.get("count"), data.get("offset")
-        if not (type(count) is type(offset) is int and count > 0 and offset >= 0):
-            raise ValueError("a first-byte sketch needs a count > 0 and an offset")
-        counts = _counts(data.get("counts"), count)
-        low, high = _seconds(data.get("min")), _seconds(data.get("max"))
-        if offset + len(counts) > BUCKET_COUNT or low > high:
-            raise ValueError("a first-byte sketch's buckets or extremes are out of order")
-        return cls(count, low, high, offset, tuple(counts))
-
 
 def _merged_first_bytes(
     sketches: list[Optional[FirstByteSketch]],  # noqa: UP045
@@ -280,9 +258,10 @@ def _merged_first_bytes(
     present = [sketch for sketch in sketches if sketch is not None]
     if len(present) <= 1:
         return present[0] if present else None
-    offset, counts = _added_runs([(sketch.offset, sketch.counts) for sketch in present])
+    count = sum(sketch.count for sketch in present)
+    offset, counts = _added_runs([(sketch.offset, sketch.counts) for sketch in present], count)
     return FirstByteSketch(
-        sum(sketch.count for sketch in present),
+        count,
         min(sketch.min for sketch in present),
         max(sketch.max for sketch in present),
         offset,
@@ -290,39 +269,66 @@ def _merged_first_bytes(
     )
 
 
-def _added_runs(runs: list[tuple[int, tuple[int, ...]]]) -> tuple[int, tuple[int, ...]]:
-    """Bucket runs ``(offset, counts)`` padded to a common window and added column by column
-    (``zip`` and ``sum`` run in C: a thousand routes of 8 workers add up in tens of ms)."""
+def counts_array(counts: Iterable[int]) -> array[int]:
+    """Bucket counts as an array of unsigned 64-bit integers: compact, invisible to the garbage
+    collector, and what :func:`_added_runs` adds fastest."""
+    return array("Q", counts)
+
+
+_FIELD = 64  # bits per bucket when a run is read as one integer
+_LITTLE_ENDIAN = sys.byteorder == "little"
+
+
+def _added_runs(runs: list[tuple[int, Sequence[int]]], total: int) -> tuple[int, Sequence[int]]:
+    """Bucket runs ``(offset, counts)`` added bucket by bucket; ``total`` is their sum.
+
+    Each run of 64-bit counts is read as one integer with a 64-bit field per bucket, shifted to
+    its offset: adding the integers adds every bucket at once, in C (8 workers of 1000 routes
+    add up in a few ms), and no field can carry into the next while ``total`` is below 2**64.
+    Otherwise (counts no real server reaches), or for runs not held in such arrays, the runs
+    are padded to a common window and added column by column, exactly, in Python integers.
+    """
     runs = [run for run in runs if run[1]]
-    if not runs:
-        return 0, ()
+    if len(runs) <= 1:
+        return runs[0] if runs else (0, ())
     lo = min(offset for offset, _ in runs)
     hi = max(offset + len(counts) for offset, counts in runs)
-    padded = [(0,) * (o - lo) + c + (0,) * (hi - o - len(c)) for o, c in runs]
-    return lo, tuple(map(sum, zip(*padded)))
+    if total >> _FIELD or not _LITTLE_ENDIAN or not all(_is_u64(c) for _, c in runs):
+        padded = [chain(repeat(0, o - lo), c, repeat(0, hi - o - len(c))) for o, c in runs]
+        return lo, tuple(map(sum, zip(*padded)))
+    added = 0
+    for offset, counts in runs:
+        added += int.from_bytes(counts, "little") << (_FIELD * (offset - lo))
+    merged = array("Q")
+    merged.frombytes(added.to_bytes(8 * (hi - lo), "little"))
+    return lo, merged
 
 
-@dataclass(frozen=True)
-class RouteSketch:
+def _is_u64(counts: Sequence[int]) -> bool:
+    return type(counts) is array and counts.typecode == "Q" and counts.itemsize == 8
+
+
+class RouteSketch(NamedTuple):
     """A row's raw sketch: what several processes' rows add up from, exactly.
 
     Every process uses the same bucket layout (``BUCKET_BOUNDS``), so two sketches of one key
     merge by adding counts, totals and buckets and taking the extreme min/max: the merged
     sketch is the sketch the union of the data would have built, and its quantiles keep the
     single-process error bound. ``counts`` are the bucket counts from index ``offset`` on,
-    from the bucket of ``min`` to that of ``max``: compact to store and quick to add.
+    from the bucket of ``min`` to that of ``max``: compact to store and quick to add. A named
+    tuple, not a frozen dataclass: a merged read builds 8000 of them, four times as fast.
     """
 
     method: str
     route: Optional[str]  # noqa: UP045
     overflow: bool
-    count: int
+    count: int  # type: ignore[assignment]  # the field hides tuple.count, on purpose
     error_count: int
     total: float
     min: float  # +inf while empty
     max: float  # -inf while empty
     offset: int
-    counts: tuple[int, ...]
+    counts: Sequence[int]  # an array("Q") (counts_array), or a tuple after a huge merge
     ttfb: Optional[FirstByteSketch] = None  # noqa: UP045  # None: never streamed a first byte
 
     @property
@@ -342,8 +348,9 @@ class RouteSketch:
         a merged view freezes a thousand rows per ``/api/stats``.
         """
         count, offset, counts = self.count, self.offset, self.counts
-        bounds = BUCKET_BOUNDS[offset : offset + len(counts)]
-        buckets = tuple([(lo, hi, n) for (lo, hi), n in zip(bounds, counts) if n])
+        end = offset + len(counts)
+        bounds = BUCKET_BOUNDS[offset:end]
+        buckets = tuple(compress(zip(_LOWERS[offset:end], _UPPERS[offset:end], counts), counts))
         low, high = (self.min, self.max) if count else (0.0, 0.0)
         cumulative = list(accumulate(counts))
         p50, p90, p95, p99 = (
@@ -365,53 +372,6 @@ class RouteSketch:
             overflow=self.overflow,
             buckets=buckets,
             **_ttfb_fields(self.ttfb),
-        )
-
-    def to_data(self) -> dict[str, object]:
-        """Plain JSON-ready data (no infinities: an empty row's min/max are null)."""
-        empty = self.count == 0
-        return {
-            "method": self.method,
-            "route": self.route,
-            "overflow": self.overflow,
-            "count": self.count,
-            "error_count": self.error_count,
-            "total": self.total,
-            "min": None if empty else self.min,
-            "max": None if empty else self.max,
-            "offset": self.offset,
-            "counts": list(self.counts),
-            "ttfb": None if self.ttfb is None else self.ttfb.to_data(),
-        }
-
-    @classmethod
-    def from_data(cls, data: object) -> RouteSketch:
-        """Validate :meth:`to_data`'s form (read from a file others may write); ValueError if
-        it is not exactly that, so a corrupt file never yields a wrong row. Lean on purpose:
-        a merged view of 8 workers reads 8000 of them."""
-        if type(data) is not dict:
-            raise ValueError("a route sketch must be an object")
-        try:
-            method, route, count = data["method"], data["route"], data["count"]
-            errors, offset, counts = data["error_count"], data["offset"], data["counts"]
-        except KeyError as exc:
-            raise ValueError(f"a route sketch needs {exc}") from None
-        if type(method) is not str or not (route is None or type(route) is str):
-            raise ValueError("a route sketch needs a string method and a string or null route")
-        if not (type(count) is type(errors) is type(offset) is int and count >= errors >= 0):
-            raise ValueError("a route sketch's counts must be integers, errors <= count")
-        if not (0 <= offset and offset + len(_counts(counts, count)) <= BUCKET_COUNT):
-            raise ValueError("a route sketch's buckets must lie in the shared layout")
-        overflow = data.get("overflow") is True
-        if count == 0:
-            return cls(method, route, overflow, 0, 0, 0.0, _INF, -_INF, 0, ())
-        low, high = _seconds(data.get("min")), _seconds(data.get("max"))
-        if low > high:
-            raise ValueError("a route sketch's min must not exceed its max")
-        total = _seconds(data.get("total"))
-        ttfb = FirstByteSketch.from_data(data.get("ttfb"))
-        return cls(
-            method, route, overflow, count, errors, total, low, high, offset, tuple(counts), ttfb
         )
 
 
@@ -438,37 +398,18 @@ def _ttfb_fields(sketch: Optional[FirstByteSketch]) -> dict[str, Any]:  # noqa: 
     return {"ttfb_count": count, "ttfb_p50": p50, "ttfb_p95": p95, "ttfb_p99": p99}
 
 
-def _seconds(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < _INF:
-        raise ValueError(f"a time must be finite, non-negative seconds, got {value!r}")
-    return float(value)
-
-
-def _counts(value: object, count: int) -> list[int]:
-    """Bucket counts adding up to ``count``: checked in C (sum, min), as merging 8 workers of
-    1000 routes reads about a million of them."""
-    if type(value) is not list:
-        raise ValueError("a route sketch's counts must be a list")
-    try:
-        total = sum(value)  # TypeError for anything but numbers
-    except TypeError:
-        raise ValueError("bucket counts must be integers") from None
-    if type(total) is not int or (value and min(value) < 0) or total != count:
-        raise ValueError("bucket counts must be non-negative integers adding up to the count")
-    return value
-
-
 def _merged_group(group: list[RouteSketch]) -> RouteSketch:
     """The sum of one key's sketches (a lone one is kept as it is)."""
     if len(group) == 1:
         return group[0]
-    offset, counts = _added_runs([(sketch.offset, sketch.counts) for sketch in group])
+    count = sum(sketch.count for sketch in group)
+    offset, counts = _added_runs([(sketch.offset, sketch.counts) for sketch in group], count)
     first = group[0]
     return RouteSketch(
         first.method,
         first.route,
         first.overflow,
-        sum(sketch.count for sketch in group),
+        count,
         sum(sketch.error_count for sketch in group),
         math.fsum(sketch.total for sketch in group),
         min(sketch.min for sketch in group),
@@ -499,7 +440,7 @@ def bounded_merge(sketches: Iterable[RouteSketch], max_routes: int) -> list[Rout
     folded = [r for r in rows if r.overflow] + regular[max_routes:]
     if not folded:
         return regular
-    overflow = [replace(row, method=OVERFLOW_METHOD, route=None, overflow=True) for row in folded]
+    overflow = [row._replace(method=OVERFLOW_METHOD, route=None, overflow=True) for row in folded]
     return regular[:max_routes] + merge_sketches(overflow)
 
 
@@ -523,7 +464,7 @@ def _first_byte_sketch(
         return None
     count, low, high, counts = copied
     start, stop = _bucket_index(low), _bucket_index(high) + 1
-    return FirstByteSketch(count, low, high, start, tuple(counts[start:stop]))
+    return FirstByteSketch(count, low, high, start, counts_array(counts[start:stop]))
 
 
 class _RouteRow:
@@ -594,7 +535,7 @@ class _RouteRow:
             )
             if count:
                 start, stop = _bucket_index(low), _bucket_index(high) + 1
-                counts = tuple(self.counts[start:stop])
+                counts = counts_array(self.counts[start:stop])
             first_bytes = self.first_bytes.copy() if self.first_bytes is not None else None
         if not count:
             return RouteSketch(self.method, self.route, self.overflow, 0, 0, 0.0, low, high, 0, ())

@@ -202,7 +202,7 @@ def test_files_are_json_0600_and_written_atomically(
         path = shared / name
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         data = json.loads(path.read_text())
-        assert (data["format"], data["version"]) == ("flask-routetimer/multiproc", 1)
+        assert (data["format"], data["version"]) == ("flask-routetimer/multiproc", 2)
     assert not [p for p in shared.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -271,22 +271,18 @@ def test_recent_traces_merge_newest_first_within_the_buffer_bound(
 
 # --- Bad files --------------------------------------------------------------------------------
 
+HEADER = {"format": "flask-routetimer/multiproc", "version": 2, "kind": "stats", "written": 1}
+ROW = ["GET", "/x", False, 5, 0, 0.5, 0.1, 0.1, 200, 1, None]
 BAD_FILES = {
     "corrupt": b"{not json",
-    "truncated": b'{"format": "flask-routetimer/multiproc", "version": 1, "kind": "st',
-    "foreign": json.dumps({"format": "something-else", "version": 1}).encode(),
-    "future": json.dumps(
-        {"format": "flask-routetimer/multiproc", "version": 99, "kind": "stats", "written": 1}
-    ).encode(),
+    "truncated": b'{"format": "flask-routetimer/multiproc", "version": 2, "kind": "st',
+    "foreign": json.dumps({"format": "something-else", "version": 2}).encode(),
+    "future": json.dumps({**HEADER, "version": 99}).encode(),
+    "older": json.dumps({**HEADER, "version": 1, "routes": []}).encode(),
     "tampered": json.dumps(
-        {
-            "format": "flask-routetimer/multiproc",
-            "version": 1,
-            "kind": "stats",
-            "written": 1,
-            "routes": [{"method": "GET", "route": "/x", "count": -5}],
-        }
+        {**HEADER, "width": 1, "counts": "BQ==", "rows": [[*ROW[:3], -5, *ROW[4:]]]}
     ).encode(),
+    "forged counts": json.dumps({**HEADER, "width": 1, "counts": "BA==", "rows": [ROW]}).encode(),
     "binary": b"\x80\x04\x95pickle",
 }
 
