@@ -10,6 +10,10 @@
   interval), every route but only 20 traces new, and nothing new (what an idle worker costs
   per interval); medians of 5 (20 idle).
 
+- ``--base REF``: the merge and the writer of the package as committed at ``REF`` (``git
+  archive``, as ``benchmarks.compare`` does) beside the working tree's, in the same run, each
+  case's cells shuffled in every round: on a shared machine, compare the two columns of one run.
+
 - **per request**: flask-routetimer (batch pipeline) with and without the directory, in
   interleaved rounds with the order shuffled each round, on process CPU time (the writer thread
   included); the figure is the median of the per-round differences. The same cells are also in
@@ -19,6 +23,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import random
 import shutil
@@ -37,10 +42,15 @@ WORKERS = 8
 ROUTES = 1000
 
 
-def make_app(directory: Optional[str], routes: int, provider: TracerProvider) -> tuple[Flask, Any]:
+def make_app(
+    directory: Optional[str],
+    routes: int,
+    provider: TracerProvider,
+    package: str = "flask_routetimer",
+) -> tuple[Flask, Any]:
     """An app publishing to ``directory``, with the dashboard on as in production (auth set,
     no debug mode: Flask pretty-prints JSON in debug mode, several times slower)."""
-    from flask_routetimer import RouteTimer
+    route_timer = importlib.import_module(package).RouteTimer
 
     app = Flask("bench_multiproc")
     app.config.update(
@@ -49,7 +59,7 @@ def make_app(directory: Optional[str], routes: int, provider: TracerProvider) ->
         ROUTETIMER_DASHBOARD=True,
         ROUTETIMER_DASHBOARD_AUTH=lambda: True,
     )
-    timer = RouteTimer(app, tracer_provider=provider)
+    timer = route_timer(app, tracer_provider=provider)
     for index in range(routes):
         app.add_url_rule(f"/r{index}/<int:n>", f"r{index}", lambda n: "ok")
     return app, timer
@@ -77,21 +87,25 @@ def cpu_ms(function: Callable[[], Any]) -> float:
     return (time.thread_time() - start) * 1000
 
 
-def bench_merge(directory: str, routes: int, per_route: int, repeat: int) -> dict[str, Any]:
-    """Publish 8 workers' tables, then time /api/stats in a ninth app (no table of its own)."""
+def merge_cases(
+    directory: str, routes: int, per_route: int, package: str = "flask_routetimer"
+) -> tuple[dict[str, Callable[[], None]], dict[str, Any]]:
+    """Publish 8 workers' tables, then the calls to time in a ninth app (no table of its own):
+    ``timer.stats()`` and ``/api/stats``, with every file new ("cold": as if every worker had
+    rewritten its file since the last read) and unchanged ("warm")."""
     provider = TracerProvider()
     for worker in range(WORKERS):
-        app, _ = make_app(directory, routes, provider)
+        app, _ = make_app(directory, routes, provider, package)
         fill_stats(app, routes, per_route, seed=worker)
         app.extensions["routetimer"].multiproc.publish()
-    reader, timer = make_app(directory, 0, provider)
+    reader, timer = make_app(directory, 0, provider, package)
     client = reader.test_client()
     cache = reader.extensions["routetimer"].multiproc.cache
 
     def api(query: str, fresh: bool) -> Callable[[], None]:
         def call() -> None:
             if fresh:
-                cache.keep_only(())  # as if every worker had rewritten its file since
+                cache.keep_only(())
             answer = client.get(f"/_routetimer/api/stats{query}")
             assert answer.status_code == 200 and answer.get_json()["workers"] == WORKERS
 
@@ -107,68 +121,100 @@ def bench_merge(directory: str, routes: int, per_route: int, repeat: int) -> dic
 
     api("", True)()  # imports, first parse
     sizes = [os.path.getsize(os.path.join(directory, n)) for n in os.listdir(directory)]
-    figures: dict[str, Any] = {
-        "workers": WORKERS,
-        "routes": routes,
-        "requests_per_route_per_worker": per_route,
-        "stats_file_kb": max(sizes) / 1024,
-    }
-    alone, _ = make_app(None, routes, provider)  # the same routes, one process, no directory
-    for worker in range(WORKERS):
-        fill_stats(alone, routes, per_route, seed=worker)
-    alone_client = alone.test_client()
-
-    def one_process() -> None:
-        assert alone_client.get("/_routetimer/api/stats").status_code == 200
-
+    info = {"workers": WORKERS, "routes": routes, "stats_file_kb": max(sizes) / 1024}
     cases = {
-        "/api/stats, one process, no directory": one_process,
         "timer.stats(), files new": merge_only(True),
         "timer.stats(), files cached": merge_only(False),
         "/api/stats?buckets=0, files new": api("?buckets=0", True),
+        "/api/stats?buckets=0, files cached": api("?buckets=0", False),
         "/api/stats, files new": api("", True),
         "/api/stats, files cached": api("", False),
     }
-    figures["ms"] = {name: statistics.median(timed(call, repeat)) for name, call in cases.items()}
-    provider.shutdown()
+    return cases, info
+
+
+def one_process_case(routes: int, per_route: int) -> Callable[[], None]:
+    """/api/stats of one process with the same routes and requests, no directory."""
+    alone, _ = make_app(None, routes, TracerProvider())
+    for worker in range(WORKERS):
+        fill_stats(alone, routes, per_route, seed=worker)
+    client = alone.test_client()
+
+    def call() -> None:
+        assert client.get("/_routetimer/api/stats").status_code == 200
+
+    return call
+
+
+def shuffled_medians(cells: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
+    """Median CPU ms of each cell over ``repeat`` rounds, the cells shuffled in every round."""
+    samples: dict[str, list[float]] = {name: [] for name in cells}
+    rng = random.Random(7)
+    for _ in range(repeat):
+        for name in rng.sample(list(cells), len(cells)):
+            samples[name].append(cpu_ms(cells[name]))
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def bench_merge(directory: str, routes: int, per_route: int, repeat: int) -> dict[str, Any]:
+    """The merge cases and the one-process baseline, in shuffled rounds."""
+    cases, figures = merge_cases(directory, routes, per_route)
+    figures["requests_per_route_per_worker"] = per_route
+    cells = {"/api/stats, one process, no directory": one_process_case(routes, per_route)}
+    cells.update(cases)
+    figures["ms"] = shuffled_medians(cells, repeat)
     return figures
 
 
-def bench_writer(directory: str, routes: int, per_route: int) -> dict[str, Any]:
-    """CPU of one interval's write: everything new, 20 new traces, nothing new."""
+def writer_cases(
+    directory: str, routes: int, per_route: int, package: str = "flask_routetimer"
+) -> tuple[dict[str, Callable[[], float]], Callable[[], dict[str, Any]]]:
+    """One interval's write of a worker with ``routes`` routes and a full trace buffer: every
+    route and all 200 traces new, every route and 20 traces new, nothing new (each returns its
+    CPU ms); and what to call when done (the traces file's size)."""
     provider = TracerProvider()
-    app, timer = make_app(directory, routes, provider)
+    app, timer = make_app(directory, routes, provider, package)
     fill_stats(app, routes, per_route, seed=99)
     client = app.test_client()
-
-    def serve(count: int) -> None:
-        for index in range(count):
-            with timer.timed("lookup"):
-                pass
-            client.get(f"/r{index % routes}/{index}")
-
     multiproc = app.extensions["routetimer"].multiproc
 
-    def after(count: int) -> float:
-        serve(count)
-        for index in range(routes):  # every route changed too
-            app.extensions["routetimer"].stats.record("GET", f"/r{index}/<int:n>", 0.01, False)
-        return cpu_ms(multiproc.publish)
+    def after(count: int) -> Callable[[], float]:
+        def call() -> float:
+            for index in range(count):
+                with timer.timed("lookup"):
+                    pass
+                client.get(f"/r{index % routes}/{index}")
+            for index in range(routes):  # every route changed too
+                app.extensions["routetimer"].stats.record("GET", f"/r{index}/<int:n>", 0.01, False)
+            return cpu_ms(multiproc.publish)
 
-    everything = statistics.median(after(200) for _ in range(5))
-    some = statistics.median(after(20) for _ in range(5))
-    idle = statistics.median(cpu_ms(multiproc.publish) for _ in range(20))
-    traces = os.path.getsize(os.path.join(directory, f"traces-{multiproc.worker}.json"))
-    multiproc.stop()
-    provider.shutdown()
-    return {
-        "routes": routes,
-        "traces": 200,
-        "traces_file_kb": traces / 1024,
-        "all_changed_cpu_ms": everything,
-        "20_new_traces_cpu_ms": some,
-        "idle_cpu_ms": idle,
+        return call
+
+    def done() -> dict[str, Any]:
+        traces = os.path.getsize(os.path.join(directory, f"traces-{multiproc.worker}.json"))
+        stats = os.path.getsize(os.path.join(directory, f"stats-{multiproc.worker}.json"))
+        multiproc.stop()
+        provider.shutdown()
+        return {"traces_file_kb": traces / 1024, "stats_file_kb": stats / 1024}
+
+    after(200)()  # a full buffer
+    cases = {
+        "all_changed_cpu_ms": after(200),
+        "20_new_traces_cpu_ms": after(20),
+        "idle_cpu_ms": lambda: cpu_ms(multiproc.publish),
     }
+    return cases, done
+
+
+def bench_writer(directory: str, routes: int, per_route: int) -> dict[str, Any]:
+    """CPU of one interval's write: everything new, 20 new traces, nothing new; medians of 5
+    (20 idle)."""
+    cases, done = writer_cases(directory, routes, per_route)
+    figures: dict[str, Any] = {"routes": routes, "traces": 200}
+    for name, call in cases.items():
+        figures[name] = statistics.median(call() for _ in range(20 if "idle" in name else 5))
+    figures.update(done())
+    return figures
 
 
 def bench_per_request(rounds: int, requests: int) -> dict[str, Any]:
@@ -238,14 +284,70 @@ def bench_hot_path(directory: str) -> dict[str, Any]:
     }
 
 
+def compare(base: str, routes: int, per_route: int, repeat: int) -> dict[str, Any]:
+    """The merge and writer cases of the package at ``base`` and of the working tree, side by
+    side: each case's two cells shuffled in every round (writer: 5 rounds, 20 idle)."""
+    from benchmarks.compare import BASE_PACKAGE, load_base
+
+    top = tempfile.mkdtemp(prefix="routetimer-bench-")
+    packages = {"base": BASE_PACKAGE, "new": "flask_routetimer"}
+    try:
+        os.makedirs(os.path.join(top, "package"))
+        load_base(base, os.path.join(top, "package"))
+        merges, writers, done = {}, {}, []
+        for label, package in packages.items():
+            for kind in ("merge", "writer"):
+                os.makedirs(os.path.join(top, label, kind))
+            merges[label], _ = merge_cases(
+                os.path.join(top, label, "merge"), routes, per_route, package
+            )
+            writers[label], finish = writer_cases(
+                os.path.join(top, label, "writer"), routes, per_route, package
+            )
+            done.append(finish)
+        figures: dict[str, dict[str, float]] = {}
+        for case in merges["new"]:
+            cells = {label: merges[label][case] for label in packages}
+            figures[case] = shuffled_medians(cells, repeat)
+        for case in writers["new"]:
+            rounds = 20 if "idle" in case else 5
+            samples: dict[str, list[float]] = {label: [] for label in packages}
+            for _ in range(rounds):
+                for label in random.sample(list(packages), 2):
+                    samples[label].append(writers[label][case]())
+            figures[f"writer {case}"] = {k: statistics.median(v) for k, v in samples.items()}
+        sizes = {label: finish() for label, finish in zip(packages, done)}
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+    return {"cases": figures, "writer_files": sizes}
+
+
+def print_comparison(base: str, figures: dict[str, Any], repeat: int) -> None:
+    print(f"CPU ms (this thread), base = {base}, medians of {repeat} (writer 5, idle 20):")
+    for case, cells in figures["cases"].items():
+        ratio = cells["new"] / cells["base"] if cells["base"] else float("nan")
+        print(f"  {case:36} base {cells['base']:8.1f}  new {cells['new']:8.1f}  {ratio:5.2f} x")
+    for label, sizes in figures["writer_files"].items():
+        print(f"  {label}: a worker's stats file {sizes['stats_file_kb']:.0f} kB")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds, CI smoke")
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    parser.add_argument("--base", metavar="REF", help="merge and writer beside this git ref's")
     args = parser.parse_args(argv)
     routes = 50 if args.quick else ROUTES
     per_route = 50 if args.quick else 500
     repeat = 3 if args.quick else 15
+    print(f"load average at the start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.base:
+        figures = compare(args.base, routes, per_route, repeat)
+        print_comparison(args.base, figures, repeat)
+        print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        if args.json:
+            write_json(args.json, {**figures, "base": args.base, "quick": args.quick})
+        return 0
     merge_dir = tempfile.mkdtemp(prefix="routetimer-bench-")
     writer_dir = tempfile.mkdtemp(prefix="routetimer-bench-")
     try:
@@ -277,10 +379,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:34} {ms:8.1f} ms")
     print(
         f"writer CPU per interval, {writer['routes']} routes and {writer['traces']} traces "
-        f"({writer['traces_file_kb']:.0f} kB): {writer['all_changed_cpu_ms']:.1f} ms all new, "
+        f"({writer['traces_file_kb']:.0f} kB, stats {writer['stats_file_kb']:.0f} kB): "
+        f"{writer['all_changed_cpu_ms']:.1f} ms all new, "
         f"{writer['20_new_traces_cpu_ms']:.1f} ms with 20 new traces, "
         f"{writer['idle_cpu_ms']:.2f} ms idle"
     )
+    print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
         figures = {"per_request": per_request, "merge": merge, "writer": writer}
         write_json(args.json, {**figures, "quick": args.quick})
