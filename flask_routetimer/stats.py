@@ -141,9 +141,10 @@ class RouteStats:
         """Nearest-rank quantile ``q`` in [0, 1]; within 2% of exact for values in 1 µs .. 1 h."""
         return _clamped_quantile(self.buckets, self.count, self.min, self.max, q)
 
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready mapping (plain str/int/float/bool/None/lists only)."""
-        return {
+    def to_dict(self, buckets: bool = True) -> dict[str, object]:
+        """JSON-ready mapping (plain str/int/float/bool/None/lists only); ``buckets=False``
+        leaves out the histogram, most of the cost of a thousand rows."""
+        data: dict[str, object] = {
             "method": self.method,
             "route": self.route,
             "overflow": self.overflow,
@@ -158,12 +159,14 @@ class RouteStats:
             "p90": self.p90,
             "p95": self.p95,
             "p99": self.p99,
-            "buckets": [list(bucket) for bucket in self.buckets],
             "ttfb_count": self.ttfb_count,
             "ttfb_p50": self.ttfb_p50,
             "ttfb_p95": self.ttfb_p95,
             "ttfb_p99": self.ttfb_p99,
         }
+        if buckets:
+            data["buckets"] = list(map(list, self.buckets))
+        return data
 
 
 @dataclass(frozen=True)
@@ -179,13 +182,14 @@ class StatsSnapshot:
     overflowed: bool
     workers: Optional[int] = None  # noqa: UP045
 
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready mapping for an ``/api/stats`` endpoint; times are seconds."""
+    def to_dict(self, buckets: bool = True) -> dict[str, object]:
+        """JSON-ready mapping for an ``/api/stats`` endpoint; times are seconds.
+        ``buckets=False`` leaves out every row's histogram buckets."""
         data: dict[str, object] = {
             "unit": "s",
             "max_routes": self.max_routes,
             "overflowed": self.overflowed,
-            "routes": [row.to_dict() for row in self.routes],
+            "routes": [row.to_dict(buckets) for row in self.routes],
         }
         if self.workers is not None:
             data["workers"] = self.workers

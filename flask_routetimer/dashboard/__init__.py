@@ -10,7 +10,7 @@ server-side SVG).
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, cast
+from typing import Any, Optional
 
 from flask import (
     Blueprint,
@@ -249,13 +249,10 @@ def api_stats() -> Response:
     """``StatsSnapshot.to_dict()``; ``?buckets=0`` leaves out the (up to 551) histogram buckets."""
     source = source_of(_state())
     snapshot = source.stats()
-    data = snapshot.to_dict()
+    data = snapshot.to_dict(buckets=request.args.get("buckets") not in ("0", "false", "no"))
     workers = source.workers()
     if workers is not None:
         data["worker_processes"] = [present.worker_json(worker) for worker in workers]
-    if request.args.get("buckets") in ("0", "false", "no"):
-        for row in cast(list[dict[str, object]], data["routes"]):
-            del row["buckets"]
     return jsonify(data)
 
 
