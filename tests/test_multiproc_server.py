@@ -27,6 +27,8 @@ from typing import Any, Callable, Optional
 
 import pytest
 
+from flask_routetimer import sketchcodec
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RECIPE = ROOT / "docs" / "examples" / "gunicorn_multiproc.py"
@@ -224,8 +226,8 @@ def published_count(directory: Path) -> int:
     """Requests for the route in every file of the directory (workers' and exited.json)."""
     total = 0
     for path in [*directory.glob("stats-*.json"), *directory.glob("exited.json")]:
-        data = json.loads(path.read_text())
-        total += sum(row["count"] for row in data["routes"] if row["route"] == ROUTE)
+        sketches = sketchcodec.decode(json.loads(path.read_text()))
+        total += sum(sketch.count for sketch in sketches if sketch.route == ROUTE)
     return total
 
 
