@@ -144,7 +144,11 @@ DASHBOARD_USER = "admin"
 def dashboard_config(environ: Mapping[str, str]) -> dict[str, Any]:
     """The dashboard behind HTTP Basic auth when a password is set, else in debug mode only."""
     if not environ.get(PASSWORD_ENV):
-        log.info("Dashboard in debug mode only: set %s to show it with a password.", PASSWORD_ENV)
+        log.info(
+            "Dashboard in debug mode only, and with no login there (anyone who can reach the "
+            "server can read it): set %s to show it behind a password.",
+            PASSWORD_ENV,
+        )
         return {}
     return {"ROUTETIMER_DASHBOARD": True, "ROUTETIMER_DASHBOARD_AUTH": basic_auth(DASHBOARD_USER)}
 

@@ -8,9 +8,11 @@ signals, body, fence) <- ``telemetry`` and ``state`` <- consumers (``lifecycle``
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any, Callable, Optional, TypeVar, Union, overload
 
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask, current_app, has_app_context
 from opentelemetry import metrics, trace
 from opentelemetry.util.types import Attributes
 
@@ -19,6 +21,7 @@ from .cli import routetimer_cli
 from .config import CONFIG_KEYS, ConfigError, Settings, environment, read_settings, set_defaults
 from .dashboard import create_blueprint, dashboard_host, overlapping_rules
 from .exemptions import Exemptions
+from .first_request import FirstRequest, snapshot
 from .lifecycle import RequestLifecycle
 from .record import current_record
 from .routes import DASHBOARD_BLUEPRINT
@@ -87,6 +90,8 @@ class RouteTimer:
         #: Where spans and metric points go; shared by every app this timer serves.
         self.telemetry = Telemetry(tracer_provider, meter_provider)
         self._exemptions = Exemptions()
+        #: The apps this timer serves, held weakly: an app factory in tests makes many.
+        self._apps: weakref.WeakSet[Flask] = weakref.WeakSet()
         if app is not None:
             self.init_app(app)
 
@@ -113,6 +118,8 @@ class RouteTimer:
             app.register_blueprint(dashboard)  # checked above, so it does not fail half-way
         app.extensions[EXTENSION_KEY] = state
         self._exemptions.serve(app)
+        self._apps.add(app)
+        FirstRequest(settings, snapshot(app.config)).connect(app)
         if settings.enabled:
             RequestLifecycle(state).connect(app)
             if settings.time_templates:
@@ -154,16 +161,47 @@ class RouteTimer:
         """An immutable snapshot of the app's route statistics, slowest total first.
 
         With ``ROUTETIMER_MULTIPROC_DIR`` set it covers every worker process of the server
-        (``snapshot.workers`` says how many); ``merged=False`` gives this process's own.
+        (``snapshot.workers`` says how many); ``merged=False`` gives this process's own. Without
+        ``app``: the current app if this timer serves it, else the one app it serves (with
+        several, a ``RuntimeError`` names them), so it works outside a request too.
         """
-        state = self.state(app)
+        state = self.state(self._app(app))
         if merged and state.multiproc is not None:
             return state.multiproc.merged_stats()
         return state.stats.snapshot()
 
     def reset_stats(self, app: Optional[Flask] = None) -> None:
-        """Forget the app's route statistics (spans and metrics are unaffected)."""
-        self.state(app).stats.reset()
+        """Forget the app's route statistics (spans and metrics are unaffected); ``app`` as for
+        :meth:`stats`."""
+        self.state(self._app(app)).stats.reset()
+
+    def _app(self, app: Optional[Flask]) -> Flask:
+        """``app``, else the current app if this timer serves it, else the one app it serves."""
+        if app is not None:
+            return app
+        if has_app_context():
+            current: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+            if current in self._apps:
+                return current
+        if len(self._apps) > 1:
+            # An app in a reference cycle (an extension keeping it, say) that nobody holds any
+            # more goes only when the collector runs, and must not count. Paid only when this
+            # would otherwise be an error.
+            gc.collect()
+        apps = list(self._apps)
+        if len(apps) == 1:
+            return apps[0]
+        if not apps:
+            raise RuntimeError(
+                "This RouteTimer serves no app yet: call timer.init_app(app) first, or pass the "
+                "app, as in timer.stats(app)."
+            )
+        names = ", ".join(sorted(repr(each.name) for each in apps))
+        raise RuntimeError(
+            f"This RouteTimer serves {len(apps)} apps ({names}), so without an app context of "
+            "one of them it cannot tell which you mean: pass the app, as in timer.stats(app) or "
+            "timer.reset_stats(app)."
+        )
 
     @staticmethod
     def state(app: Optional[Flask] = None) -> AppState:

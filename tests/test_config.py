@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import textwrap
 
 import pytest
 from flask import Flask
+from flask.signals import request_started
 
 from flask_routetimer import ConfigError, RouteTimer
 
@@ -126,3 +128,72 @@ def test_global_provider_configured_after_init_app_is_used():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "['GET /x']"
+
+
+# -- keys set after init_app ------------------------------------------------------------------
+
+
+def late_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "after init_app" in r.getMessage()
+    ]
+
+
+def serve(app: Flask, times: int = 2) -> None:
+    app.add_url_rule("/x", "x", lambda: "x")
+    for _ in range(times):
+        assert app.test_client().get("/x").status_code == 200
+
+
+def test_a_key_set_after_init_app_is_named_once(make_app, caplog):
+    """The first request warns, naming the key changed since init_app; later ones say nothing."""
+    app, _ = make_app()
+    app.config["ROUTETIMER_SERVER_TIMING"] = True
+    app.config["ROUTETIMER_TIME_TEMPLATES"] = False
+    serve(app, times=3)
+    (warning,) = late_warnings(caplog)
+    assert "ROUTETIMER_SERVER_TIMING, ROUTETIMER_TIME_TEMPLATES changed" in warning
+    assert "still uses the values read then" in warning and "before RouteTimer(app)" in warning
+    assert "ROUTETIMER_ENABLED" not in warning
+
+
+def test_unchanged_keys_are_not_named(make_app, caplog, monkeypatch):
+    """Defaults, values from environment variables and equal values set again: no warning."""
+    monkeypatch.setenv("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "^/health")
+    app, _ = make_app(
+        ROUTETIMER_TIMING_ALLOW_ORIGIN=["https://a.example"], ROUTETIMER_CAPTURE_HEADERS_SANITIZE=[]
+    )
+    assert app.config["ROUTETIMER_EXCLUDED_URLS"] == "^/health"
+    app.config["ROUTETIMER_TIMING_ALLOW_ORIGIN"] = ["https://a.example"]  # a new, equal list
+    app.config.update(ROUTETIMER_ENABLED=True)
+    serve(app)
+    assert late_warnings(caplog) == []
+
+
+def test_a_list_changed_in_place_is_named(make_app, caplog):
+    """A list appended to after init_app is a change (compared with a copy, not itself)."""
+    app, _ = make_app()
+    app.config["ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST"].append("x-request-id")
+    del app.config["ROUTETIMER_MAX_ROUTES"]
+    serve(app)
+    (warning,) = late_warnings(caplog)
+    assert "ROUTETIMER_MAX_ROUTES, ROUTETIMER_CAPTURE_HEADERS_SERVER_REQUEST changed" in warning
+
+
+def test_enabling_a_disabled_app_late_is_named(make_app, caplog):
+    """An app turned off at init_app is not timed, but turning it on too late is still said."""
+    app, timer = make_app(ROUTETIMER_ENABLED=False)
+    app.config["ROUTETIMER_ENABLED"] = True
+    serve(app)
+    assert "ROUTETIMER_ENABLED changed" in late_warnings(caplog)[0]
+    assert timer.stats(app).routes == ()
+
+
+def test_the_first_request_check_disconnects_itself(make_app):
+    """After the first request the check is gone: later requests pay nothing for it."""
+    app, _ = make_app()
+    before = len(list(request_started.receivers_for(app)))
+    serve(app, times=1)
+    assert len(list(request_started.receivers_for(app))) == before - 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, Callable
 
@@ -243,6 +244,52 @@ def test_forced_on_without_auth_closes_when_debug_goes_off(make_app):
     assert client.get("/_routetimer/").status_code == 200
     app.debug = False
     assert client.get("/_routetimer/").status_code == 404
+
+
+def announcements(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == level and "dashboard at" in r.getMessage()
+    ]
+
+
+def test_debug_dashboard_without_login_is_announced_once(make_app, caplog):
+    """The first request in debug mode says where the dashboard is and that it has no login,
+    which matters with --host 0.0.0.0; later requests say nothing."""
+    app, _ = make_app(DEBUG=True, ROUTETIMER_DASHBOARD_URL="/admin/timings")
+    app.add_url_rule("/x", "x", lambda: "x")
+    client = app.test_client()
+    for url in ("/x", "/x", "/admin/timings/"):
+        assert client.get(url).status_code == 200
+    (line,) = announcements(caplog, logging.WARNING)
+    assert line.startswith("flask-routetimer: dashboard at /admin/timings/, with no login")
+    assert "--host 0.0.0.0" in line and "ROUTETIMER_DASHBOARD_AUTH" in line
+
+
+@pytest.mark.parametrize(
+    "config, debug_at_request",
+    [({}, False), ({"DEBUG": True}, False), ({"DEBUG": True, "ROUTETIMER_DASHBOARD": False}, True)],
+    ids=["never-debug", "debug-gone", "dashboard-off"],
+)
+def test_no_open_dashboard_no_warning(make_app, caplog, config, debug_at_request):
+    """No dashboard served at the first request: nothing to warn about."""
+    app, _ = make_app(**config)
+    app.debug = debug_at_request
+    app.add_url_rule("/x", "x", lambda: "x")
+    app.test_client().get("/x")
+    assert announcements(caplog, logging.WARNING) == []
+
+
+def test_dashboard_behind_auth_is_announced_quietly(make_app, caplog):
+    """With an auth function the announcement is INFO and says it is behind it."""
+    app, _ = make_app(ROUTETIMER_DASHBOARD=True, ROUTETIMER_DASHBOARD_AUTH=lambda: True)
+    caplog.set_level(logging.INFO, logger="flask_routetimer")
+    app.test_client().get("/_routetimer/")
+    assert announcements(caplog, logging.WARNING) == []
+    assert announcements(caplog, logging.INFO) == [
+        "flask-routetimer: dashboard at /_routetimer/, behind ROUTETIMER_DASHBOARD_AUTH."
+    ]
 
 
 @pytest.mark.parametrize("url", DASHBOARD_URLS)
