@@ -38,6 +38,7 @@ class Settings:
     enabled: bool
     excluded: Optional[Exclusion]
     server_timing: Optional[bool]  # None: follow app.debug, read per request (app.run(debug=True))
+    log_requests: Optional[bool]  # None: follow app.debug, read per request
     record_exceptions: bool
     max_routes: int
     trace_buffer: int
@@ -417,6 +418,17 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "on (checked per request, so `app.run(debug=True)` works)",
         optional_bool,
         "server_timing",
+    ),
+    ConfigKey(
+        "ROUTETIMER_LOG_REQUESTS",
+        None,
+        "`bool` or `None`",
+        "log one line per timed request when it ends, such as `POST /v1/predict/ 200 10.8 ms` "
+        "(the route's template, `(no route)` without one; a streamed body adds its time to first "
+        "byte), at INFO on the `flask_routetimer.requests` logger; shown on stderr when logging "
+        "is not configured. `None`: only while `app.debug` is on (checked per request)",
+        optional_bool,
+        "log_requests",
     ),
     ConfigKey(
         "ROUTETIMER_RECORD_EXCEPTIONS",

@@ -35,6 +35,7 @@ from .multiproc import Multiproc
 from .publish import publish
 from .record import IN_FLIGHT, RequestRecord, detach, set_current
 from .request_span import end_span, note_exception, open_span, pass_through
+from .requestlog import log_request
 from .signals import request_timed
 from .state import AppState
 from .templates import end_open_renders
@@ -244,6 +245,8 @@ class RequestLifecycle:
             self.stats.record(record.info.method, record.info.route, duration, failed, ttfb)
         except Exception as exc:
             report("recording route statistics", exc)
+        if (log := self.settings.log_requests) or (log is None and record.app.debug):
+            log_request(record, duration, ttfb)
         if request_timed.receivers:
             publish(record, duration, sampled)
 

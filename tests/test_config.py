@@ -21,6 +21,7 @@ from flask_routetimer import ConfigError, RouteTimer
         ("ROUTETIMER_ENABLED", "yes", "must be True or False, got 'yes'"),
         ("ROUTETIMER_RECORD_EXCEPTIONS", 1, "must be True or False"),
         ("ROUTETIMER_SERVER_TIMING", "on", "must be True, False or None"),
+        ("ROUTETIMER_LOG_REQUESTS", "false", "must be True, False or None"),
         ("ROUTETIMER_TIME_TEMPLATES", "false", "must be True or False"),
         ("ROUTETIMER_MAX_ROUTES", 0, "must be an integer >= 1, got 0"),
         ("ROUTETIMER_TRACE_BUFFER", -1, "must be an integer >= 0, got -1"),
