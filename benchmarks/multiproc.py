@@ -107,7 +107,9 @@ def merge_cases(
             if fresh:
                 cache.keep_only(())
             answer = client.get(f"/_routetimer/api/stats{query}")
-            assert answer.status_code == 200 and answer.get_json()["workers"] == WORKERS
+            # Not answer.get_json(): parsing ~120,000 buckets is the client's cost, not the
+            # server's (and took longer than serving them).
+            assert answer.status_code == 200 and f'"workers":{WORKERS}'.encode() in answer.data
 
         return call
 

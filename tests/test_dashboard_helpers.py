@@ -1,7 +1,10 @@
-"""The dashboard's pure helpers: redaction, formatting, sorting, span trees and plot geometry."""
+"""The dashboard's pure helpers: redaction, formatting, sorting, span trees, plot geometry and
+the /api/stats JSON writer."""
 
 from __future__ import annotations
 
+import json
+import random
 from dataclasses import replace
 from typing import Optional
 
@@ -10,7 +13,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext
 
 from flask_routetimer.dashboard import geometry, present
-from flask_routetimer.stats import RouteStats
+from flask_routetimer.dashboard.stats_json import stats_json
+from flask_routetimer.stats import RouteStats, RouteStatsTable, StatsSnapshot
 from flask_routetimer.tracedata import SpanData, from_span
 
 
@@ -185,3 +189,38 @@ def test_routes_sort_by_ttfb_with_never_streamed_routes_last():
     ordered = present.sort_rows(rows, "ttfb_p50", True)
     assert [r.route for r in ordered] == ["/slow", "/fast", "/plain"]
     assert present.sort_order("ttfb_p50", None) == ("ttfb_p50", True)
+
+
+# --- /api/stats as JSON text ------------------------------------------------------------------
+
+
+def wide_table() -> RouteStatsTable:
+    """Rows over the whole bucket layout (clamped ends included), one of them streamed."""
+    table = RouteStatsTable(max_routes=3)
+    rng = random.Random(3)
+    for index in range(5):  # two keys past max_routes: an overflow row too
+        for _ in range(200):
+            seconds = 10 ** rng.uniform(-8, 4)
+            table.record("GET", f"/r{index}", seconds, rng.random() < 0.1, ttfb=seconds / 3)
+    table.record("POST", None, 0.25, False)
+    return table
+
+
+@pytest.mark.parametrize("buckets", [True, False])
+def test_stats_json_is_the_snapshot_dict(buckets):
+    """stats_json() parses to exactly to_dict() (every float equal), with the extra keys."""
+    snapshot = wide_table().snapshot()
+    extra = {"workers": 2, "worker_processes": [{"pid": 7, "age": 0.5}]}
+    parsed = json.loads(stats_json(snapshot, buckets, extra))
+    assert parsed == {**snapshot.to_dict(buckets), **extra}
+    assert any(row["ttfb_count"] for row in parsed["routes"])
+    assert ("buckets" in parsed["routes"][0]) is buckets
+
+
+def test_stats_json_of_rows_made_by_hand():
+    """Rows built with RouteStats(...) rather than frozen from a table are written alike."""
+    made = RouteStats(
+        "GET", "/a", 3, 0, 0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, buckets=((0.1, 0.2, 3),)
+    )
+    snapshot = StatsSnapshot((made, row("/b", 0.2)), 10, False)
+    assert json.loads(stats_json(snapshot)) == snapshot.to_dict()

@@ -424,3 +424,29 @@ def test_ttfb_absent_unusable_or_negative() -> None:
     assert (rows["/odd"].ttfb_count, rows["/odd"].ttfb_p99) == (0, None)
     assert (rows["/neg"].ttfb_count, rows["/neg"].ttfb_p50) == (1, 0.0)
     assert rows["/plain"].to_dict()["ttfb_p50"] is None
+
+
+# --- Rows frozen from a sketch ----------------------------------------------------------------
+
+
+def test_a_frozen_row_is_the_row_its_constructor_would_make() -> None:
+    """A snapshot row (buckets built at first use) equals, hashes, prints, copies and pickles
+    like the RouteStats built from the same field values."""
+    import copy
+    import pickle
+
+    table = RouteStatsTable(10)
+    for value in (0.001, 0.002, 0.002, 0.5, 0.5, 7.0):
+        table.record("GET", "/a", value, False, ttfb=value / 2)
+    row = only_row(table.snapshot())
+    made = RouteStats(**{f.name: getattr(row, f.name) for f in dataclasses.fields(row)})
+    assert made.buckets and sum(count for _, _, count in made.buckets) == 6
+    fresh = only_row(table.snapshot())  # buckets not yet built
+    assert fresh == made and hash(only_row(table.snapshot())) == hash(made)
+    assert repr(only_row(table.snapshot())) == repr(made)
+    assert dataclasses.replace(only_row(table.snapshot()), count=7).buckets == made.buckets
+    assert pickle.loads(pickle.dumps(only_row(table.snapshot()))) == made
+    assert copy.deepcopy(only_row(table.snapshot())).buckets == made.buckets
+    assert only_row(table.snapshot()).to_dict() == made.to_dict()
+    with pytest.raises(AttributeError, match="no attribute 'bucket'"):
+        row.bucket  # noqa: B018

@@ -33,6 +33,7 @@ from ..stats import RouteStats
 from . import present
 from .geometry import histogram, span_tree, time_window, waterfall
 from .source import Source, source_of
+from .stats_json import stats_json
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -246,14 +247,19 @@ def _find_row(source: Source, method: str, route: Optional[str]) -> Optional[Rou
 
 
 def api_stats() -> Response:
-    """``StatsSnapshot.to_dict()``; ``?buckets=0`` leaves out the (up to 551) histogram buckets."""
+    """``StatsSnapshot.to_dict()``; ``?buckets=0`` leaves out the (up to 551) histogram buckets.
+
+    Written by :func:`stats_json`, not ``jsonify``: the same JSON, several times faster for a
+    thousand routes' buckets."""
     source = source_of(_state())
     snapshot = source.stats()
-    data = snapshot.to_dict(buckets=request.args.get("buckets") not in ("0", "false", "no"))
+    buckets = request.args.get("buckets") not in ("0", "false", "no")
     workers = source.workers()
+    extra = {}
     if workers is not None:
-        data["worker_processes"] = [present.worker_json(worker) for worker in workers]
-    return jsonify(data)
+        extra["worker_processes"] = [present.worker_json(worker) for worker in workers]
+    text = stats_json(snapshot, buckets, extra)
+    return current_app.response_class(text, mimetype="application/json")
 
 
 def api_trace(trace_id: str) -> tuple[Response, int]:
