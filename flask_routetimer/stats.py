@@ -16,7 +16,9 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import accumulate, chain, compress, repeat
+from operator import add, lshift
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 __all__ = [
@@ -311,17 +313,20 @@ def _added_runs(runs: list[tuple[int, Sequence[int]]], total: int) -> tuple[int,
     runs = [run for run in runs if run[1]]
     if len(runs) <= 1:
         return runs[0] if runs else (0, ())
-    lo = min(offset for offset, _ in runs)
-    hi = max(offset + len(counts) for offset, counts in runs)
-    if total >> _FIELD or not _LITTLE_ENDIAN or not all(_is_u64(c) for _, c in runs):
+    offsets, counts = zip(*runs)
+    lo = min(offsets)
+    hi = max(map(add, offsets, map(len, counts)))
+    if total >> _FIELD or not _LITTLE_ENDIAN or not all(map(_is_u64, counts)):
         padded = [chain(repeat(0, o - lo), c, repeat(0, hi - o - len(c))) for o, c in runs]
         return lo, tuple(map(sum, zip(*padded)))
-    added = 0
-    for offset, counts in runs:
-        added += int.from_bytes(counts, "little") << (_FIELD * (offset - lo))
+    shifts = [_FIELD * (offset - lo) for offset in offsets]
+    added = sum(map(lshift, map(_from_little, counts), shifts))
     merged = array("Q")
     merged.frombytes(added.to_bytes(8 * (hi - lo), "little"))
     return lo, merged
+
+
+_from_little = partial(int.from_bytes, byteorder="little")
 
 
 def _is_u64(counts: Sequence[int]) -> bool:
@@ -443,34 +448,37 @@ def _cumulative_quantile(
 
 
 def _merged_group(group: list[RouteSketch]) -> RouteSketch:
-    """The sum of one key's sketches (a lone one is kept as it is)."""
+    """The sum of one key's sketches (a lone one is kept as it is), column by column: one
+    ``zip`` and a C builtin per field, no generator per field."""
     if len(group) == 1:
         return group[0]
-    count = sum(sketch.count for sketch in group)
-    offset, counts = _added_runs([(sketch.offset, sketch.counts) for sketch in group], count)
+    _, _, _, counts, errors, totals, lows, highs, offsets, runs, ttfbs = zip(*group)
+    count = sum(counts)
+    offset, added = _added_runs(list(zip(offsets, runs)), count)
     first = group[0]
     return RouteSketch(
         first.method,
         first.route,
         first.overflow,
         count,
-        sum(sketch.error_count for sketch in group),
-        math.fsum(sketch.total for sketch in group),
-        min(sketch.min for sketch in group),
-        max(sketch.max for sketch in group),
+        sum(errors),
+        math.fsum(totals),
+        min(lows),
+        max(highs),
         offset,
-        counts,
-        _merged_first_bytes([sketch.ttfb for sketch in group]),
+        added,
+        None if ttfbs.count(None) == len(ttfbs) else _merged_first_bytes(list(ttfbs)),
     )
 
 
 def merge_sketches(sketches: Iterable[RouteSketch]) -> list[RouteSketch]:
     """One sketch per key, adding up every process's sketch of it (order of first sight)."""
-    groups: dict[tuple[str, Optional[str], bool], list[RouteSketch]] = {}  # noqa: UP045
+    groups: dict[tuple[Any, ...], list[RouteSketch]] = {}
     for sketch in sketches:
-        group = groups.get(sketch.key)
+        key = sketch[:3]  # (method, route, overflow), as .key gives it, sliced in C
+        group = groups.get(key)
         if group is None:
-            groups[sketch.key] = [sketch]
+            groups[key] = [sketch]
         else:
             group.append(sketch)
     return [_merged_group(group) for group in groups.values()]
