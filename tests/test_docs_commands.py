@@ -28,6 +28,8 @@ import pytest
 from docs_recipes import ROOT, blocks, environment, install, recipe, split
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
+from flask_routetimer.multiproc_files import parse_exited, parse_stats
+
 EXAMPLES = ROOT / "docs" / "examples"
 #: The blocks marked ``<!-- run: NAME -->``, each run by the test named here.
 RECIPES = {
@@ -292,9 +294,13 @@ def test_grpc_exporter_across_preload_fork(
 def published(directory: Path, route: str) -> int:
     """Requests for ROUTE in the workers' statistics files of a ROUTETIMER_MULTIPROC_DIR."""
     total = 0
-    for path in [*directory.glob("stats-*.json"), *directory.glob("exited.json")]:
-        data = json.loads(path.read_text())
-        total += sum(row["count"] for row in data["routes"] if row["route"] == route)
+    for path in directory.glob("stats-*.json"):
+        stats = parse_stats(path.read_text(), path.stem, 0)
+        total += sum(sketch.count for sketch in stats.routes if sketch.route == route)
+    exited = directory / "exited.json"
+    if exited.exists():
+        stats, _ = parse_exited(exited.read_text())
+        total += sum(sketch.count for sketch in stats.routes if sketch.route == route)
     return total
 
 
