@@ -54,11 +54,10 @@ from .multiproc_files import (
     worker_files,
     write_file,
 )
+from .sketchtable import SketchTable, merge_tables, table_of
 from .stats import (
-    RouteSketch,
     RouteStatsTable,
     StatsSnapshot,
-    merge_sketches,
     snapshot_of,
 )
 from .tracebuffer import TraceBuffer
@@ -156,7 +155,7 @@ class Multiproc:
         self._thread: Optional[threading.Thread] = None
         self.cache = FileCache()
         self._others_merged: Optional[
-            tuple[tuple[int, ...], list[Optional[WorkerStats]], list[RouteSketch]]
+            tuple[tuple[int, ...], list[Optional[WorkerStats]], SketchTable]
         ] = None
         self._new_identity()
         _publishers.add(self)
@@ -271,7 +270,7 @@ class Multiproc:
         """This process's live table merged with every other worker's published one."""
         return self._merge(self.view(traces=False))[0]
 
-    def _others(self, view: DirectoryView) -> list[RouteSketch]:
+    def _others(self, view: DirectoryView) -> SketchTable:
         """Every other worker's sketches, merged; reused while their files are unchanged (the
         file cache then returns the very same parsed objects)."""
         files: list[Optional[WorkerStats]] = [*view.stats, view.exited]
@@ -283,14 +282,14 @@ class Multiproc:
             and all(a is b for a, b in zip(cached[1], files))
         ):
             return cached[2]
-        merged = merge_sketches(s for stats in files if stats is not None for s in stats.routes)
+        merged = merge_tables(stats.table for stats in files if stats is not None)
         self._others_merged = (key, files, merged)
         return merged
 
     def _merge(self, view: DirectoryView) -> tuple[StatsSnapshot, list[WorkerInfo]]:
         now = time.time()
         own = self._stats.sketches()
-        sketches = [*own, *self._others(view)]
+        sketches = merge_tables([table_of(own), self._others(view)]).sketches()
         workers: list[WorkerInfo] = []
         if self.started or own:
             age = now - self.last_written if self.last_written else 0.0

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 from . import sketchcodec
+from .sketchtable import SketchTable
 from .stats import RouteSketch, bounded_merge
 from .tracedata import TraceData, trace_from_data, trace_to_data
 
@@ -33,7 +34,7 @@ logger = logging.getLogger("flask_routetimer")
 
 DIR_KEY = "ROUTETIMER_MULTIPROC_DIR"
 FORMAT = "flask-routetimer/multiproc"
-VERSION = 2  # 2: bucket counts as one base64 array per file (sketchcodec)
+VERSION = 3  # 2: bucket counts as one base64 array per file; 3: every field by column
 EXITED = "exited.json"
 LOCK = ".compact.lock"
 WORKER_FILE = re.compile(r"(stats|traces)-(\d+)-([0-9a-f]{16})\.json")
@@ -117,13 +118,17 @@ class WorkerStats:
     worker: str
     pid: Optional[int]
     written: float
-    routes: tuple[RouteSketch, ...]
+    table: SketchTable
     processes: int = 1
     absorbed: frozenset[str] = frozenset()  # for exited.json: worker ids compacted into it
 
     @property
+    def routes(self) -> list[RouteSketch]:
+        return self.table.sketches()
+
+    @property
     def requests(self) -> int:
-        return sum(route.count for route in self.routes)
+        return sum(self.table.durations.count)
 
 
 @dataclass(frozen=True)

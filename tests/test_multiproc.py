@@ -7,10 +7,12 @@ server.py.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
 import stat
+import struct
 import subprocess
 import sys
 import threading
@@ -202,7 +204,7 @@ def test_files_are_json_0600_and_written_atomically(
         path = shared / name
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         data = json.loads(path.read_text())
-        assert (data["format"], data["version"]) == ("flask-routetimer/multiproc", 2)
+        assert (data["format"], data["version"]) == ("flask-routetimer/multiproc", 3)
     assert not [p for p in shared.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -271,20 +273,40 @@ def test_recent_traces_merge_newest_first_within_the_buffer_bound(
 
 # --- Bad files --------------------------------------------------------------------------------
 
-HEADER = {"format": "flask-routetimer/multiproc", "version": 2, "kind": "stats", "written": 1}
-ROW = ["GET", "/x", False, 5, 0, 0.5, 0.1, 0.1, 200, 1, None]
+HEADER = {"format": "flask-routetimer/multiproc", "version": 3, "kind": "stats", "written": 1}
+# One row, GET /x: 5 requests, all in bucket 200 (count, errors, offset, length; total, min, max).
+ROW = {
+    "methods": ["GET"],
+    "routes": ["/x"],
+    "overflow": [],
+    "ints": [1, base64.b64encode(bytes([5, 0, 200, 1])).decode()],
+    "floats": base64.b64encode(struct.pack("<3d", 0.5, 0.1, 0.1)).decode(),
+    "ttfb_ints": [1, ""],
+    "ttfb_floats": "",
+    "counts": [1, "BQ=="],
+}
 BAD_FILES = {
     "corrupt": b"{not json",
-    "truncated": b'{"format": "flask-routetimer/multiproc", "version": 2, "kind": "st',
-    "foreign": json.dumps({"format": "something-else", "version": 2}).encode(),
-    "future": json.dumps({**HEADER, "version": 99}).encode(),
-    "older": json.dumps({**HEADER, "version": 1, "routes": []}).encode(),
-    "tampered": json.dumps(
-        {**HEADER, "width": 1, "counts": "BQ==", "rows": [[*ROW[:3], -5, *ROW[4:]]]}
+    "truncated": b'{"format": "flask-routetimer/multiproc", "version": 3, "kind": "st',
+    "foreign": json.dumps({"format": "something-else", "version": 3}).encode(),
+    "future": json.dumps({**HEADER, **ROW, "version": 99}).encode(),
+    "older": json.dumps(
+        {**HEADER, "version": 2, "width": 1, "counts": "BQ==", "rows": [["GET", "/x"]]}
     ).encode(),
-    "forged counts": json.dumps({**HEADER, "width": 1, "counts": "BA==", "rows": [ROW]}).encode(),
+    "tampered": json.dumps(
+        {**HEADER, **ROW, "ints": [1, base64.b64encode(bytes([5, 6, 200, 1])).decode()]}
+    ).encode(),
+    "forged counts": json.dumps({**HEADER, **ROW, "counts": [1, "BA=="]}).encode(),
     "binary": b"\x80\x04\x95pickle",
 }
+
+
+def test_the_bad_files_are_bad_only_where_they_differ_from_a_good_one() -> None:
+    """The template row reads as 5 requests: each bad file above is bad for its own reason."""
+    good = multiproc_files.parse_stats(json.dumps({**HEADER, **ROW}), "1-" + "a" * 16, 1)
+    assert [(s.route, s.count, s.offset, tuple(s.counts)) for s in good.routes] == [
+        ("/x", 5, 200, (5,))
+    ]
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_FILES))

@@ -226,7 +226,7 @@ def published_count(directory: Path) -> int:
     """Requests for the route in every file of the directory (workers' and exited.json)."""
     total = 0
     for path in [*directory.glob("stats-*.json"), *directory.glob("exited.json")]:
-        sketches = sketchcodec.decode(json.loads(path.read_text()))
+        sketches = sketchcodec.decode(json.loads(path.read_text())).sketches()
         total += sum(sketch.count for sketch in sketches if sketch.route == ROUTE)
     return total
 

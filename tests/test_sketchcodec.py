@@ -6,6 +6,7 @@ import base64
 import copy
 import json
 import math
+import struct
 from typing import Any
 
 import pytest
@@ -56,55 +57,85 @@ def test_sketches_round_trip_exactly(recorded: list[tuple[Any, ...]], scale: int
         s._replace(count=s.count * scale, counts=counts_array(n * scale for n in s.counts))
         for s in table.sketches()
     ]
-    assert decode(through_json(sketches)) == tuple(sketches)
+    assert decode(through_json(sketches)).sketches() == sketches
 
 
 def test_the_width_is_the_fewest_bytes_that_hold_the_largest_count() -> None:
     """Counts of a small worker take a byte each; the base64 array is all the counts there are."""
     data = a_file()
-    assert data["width"] == 1
-    assert len(base64.b64decode(data["counts"])) == sum(row[9] for row in data["rows"]) + sum(
-        row[10][4] for row in data["rows"] if row[10] is not None
-    )
+    width, text = data["counts"]
+    ints = column(data, "ints", 4)
+    ttfb = column(data, "ttfb_ints", 4)
+    assert width == 1
+    assert len(base64.b64decode(text)) == sum(ints[3]) + sum(ttfb[3])
 
 
 def test_an_empty_row_has_no_infinities() -> None:
-    """A row without requests is strict JSON (null min and max) and reads back empty."""
+    """A row without requests is strict JSON and reads back empty."""
     empty = RouteSketch("GET", "/e", False, 0, 0, 0.0, math.inf, -math.inf, 0, ())
     data = through_json([empty])
-    assert data["rows"][0][6:8] == [None, None]
-    assert decode(data) == (empty,)
+    assert decode(data).sketches() == [empty]
 
 
-ROW_TAMPERING = [
-    (0, 3),  # method
-    (1, ["/r"]),  # route
-    (2, 1),  # overflow must be a bool
-    (3, -1),
-    (3, True),
-    (3, 19),  # the buckets no longer add up
-    (3, MAX_COUNT + 1),
-    (4, 21),  # more errors than requests
-    (5, "1.0"),
-    (5, 1),  # an int where encode writes a float
-    (6, -0.5),
-    (6, 99.0),  # min above max
-    (7, 1e400),  # inf after parsing
-    (8, BUCKET_COUNT),  # outside the shared layout
-    (8, -1),
-    (9, 10**6),  # past the end of the counts
-    (9, -1),
-    (10, {"count": 1}),
-    (10, [1, 0.1, 0.2, 0]),
-    (10, [0, 0.1, 0.2, 0, 0]),  # a first-byte entry without requests
+def column(data: dict[str, Any], name: str, columns: int) -> list[list[Any]]:
+    """A file's integer (``[width, base64]``) or float array as its columns."""
+    field = data[name]
+    if isinstance(field, list):
+        width, text = field
+        raw = base64.b64decode(text)
+        values: list[Any] = [
+            int.from_bytes(raw[i : i + width], "little") for i in range(0, len(raw), width)
+        ]
+    else:
+        values = list(
+            struct.unpack(f"<{len(base64.b64decode(field)) // 8}d", base64.b64decode(field))
+        )
+    rows = len(values) // columns
+    return [values[i * rows : (i + 1) * rows] for i in range(columns)]
+
+
+def put(data: dict[str, Any], name: str, columns: list[list[Any]]) -> None:
+    """Write columns back: integers 8 bytes wide (any value), floats as doubles."""
+    values = [v for c in columns for v in c]
+    if isinstance(data[name], list):
+        raw = b"".join(int(v).to_bytes(8, "little") for v in values)
+        data[name] = [8, base64.b64encode(raw).decode()]
+    else:
+        data[name] = base64.b64encode(struct.pack(f"<{len(values)}d", *values)).decode()
+
+
+# (array, columns, column, row 0's new value): ints = count, errors, offset, length;
+# floats = total, min, max; ttfb_ints = row, count, offset, length; ttfb_floats = min, max.
+COLUMN_TAMPERING = [
+    ("ints", 4, 0, 19),  # the buckets no longer add up
+    ("ints", 4, 0, MAX_COUNT + 1),
+    ("ints", 4, 1, 21),  # more errors than requests
+    ("ints", 4, 2, BUCKET_COUNT),  # outside the shared layout
+    ("ints", 4, 3, 10**6),  # past the end of the counts
+    ("ints", 4, 3, 0),  # counts left over
+    ("floats", 3, 0, -1.0),
+    ("floats", 3, 0, math.inf),
+    ("floats", 3, 0, math.nan),
+    ("floats", 3, 1, -0.5),
+    ("floats", 3, 1, 99.0),  # min above max
+    ("floats", 3, 2, math.inf),
+    ("floats", 3, 2, math.nan),
+    ("ttfb_ints", 4, 0, 1),  # more first bytes than the row has requests
+    ("ttfb_ints", 4, 0, 7),  # not a row of the table
+    ("ttfb_ints", 4, 1, 0),  # a first-byte entry without requests
+    ("ttfb_floats", 2, 0, -1.0),
+    ("ttfb_floats", 2, 1, math.nan),
 ]
 
 
-@pytest.mark.parametrize(("field", "value"), ROW_TAMPERING)
-def test_a_tampered_row_is_refused(field: int, value: object) -> None:
-    """A changed field is a ValueError, never a row with impossible figures."""
+@pytest.mark.parametrize(("name", "columns", "index", "value"), COLUMN_TAMPERING)
+def test_a_tampered_column_is_refused(name: str, columns: int, index: int, value: object) -> None:
+    """A changed value is a ValueError, never a row with impossible figures."""
     data = a_file()
-    data["rows"][0][field] = value
+    decode(data)  # as written, it reads
+    table = column(data, name, columns)
+    table[index][0] = value
+    put(data, name, table)
     with pytest.raises(ValueError):
         decode(data)
 
@@ -112,17 +143,24 @@ def test_a_tampered_row_is_refused(field: int, value: object) -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        {"width": 3},
-        {"width": True},
-        {"counts": "not base64!"},
-        {"counts": base64.b64encode(b"\x01\x02").decode()},  # a count short
-        {"rows": {}},
-        {"rows": [[1, 2]]},
-        {"rows": []},  # counts left over
+        {"counts": [3, "AAA="]},
+        {"counts": [True, "AAA="]},
+        {"counts": [1, "not base64!"]},
+        {"counts": [2, base64.b64encode(b"\x01\x02\x03").decode()]},  # a count short
+        {"ints": "AAAA"},
+        {"floats": [8, "AAAA"]},
+        {"methods": ["GET"]},  # not one per row
+        {"methods": [3, "GET"]},
+        {"routes": ["/a", ["/r"]]},
+        {"routes": ["/a", "/a"]},  # the same key twice
+        {"overflow": [5]},
+        {"overflow": [True]},
+        {"overflow": [0, 0]},
+        {"methods": {}},
     ],
 )
 def test_a_tampered_file_is_refused(change: dict[str, object]) -> None:
-    """Width, counts and rows must agree with each other exactly."""
+    """Keys, widths, counts and columns must agree with each other exactly."""
     data = a_file()
     data.update(change)
     with pytest.raises(ValueError):
@@ -133,10 +171,11 @@ def test_counts_that_do_not_add_up_are_refused() -> None:
     """Moving one request from a row's bucket to the next row's keeps the file's total but not
     the rows': refused."""
     data = a_file()
-    raw = bytearray(base64.b64decode(data["counts"]))
-    first = data["rows"][0][9]
+    width, text = data["counts"]
+    raw = bytearray(base64.b64decode(text))
+    first = column(data, "ints", 4)[3][0]
     raw[0], raw[first] = raw[0] - 1 if raw[0] else 1, raw[first] + 1
-    data["counts"] = base64.b64encode(bytes(raw)).decode()
+    data["counts"] = [width, base64.b64encode(bytes(raw)).decode()]
     with pytest.raises(ValueError):
         decode(data)
 
@@ -148,33 +187,55 @@ json_values = st.recursive(
 )
 
 
+FIELDS = ["methods", "routes", "overflow", "ints", "floats", "ttfb_ints", "ttfb_floats", "counts"]
+
+
+def flipped(field: Any, data: Any) -> Any:
+    """An array field (``[width, base64]`` or base64) with one byte changed, if it still is one."""
+    text = field[1] if isinstance(field, list) and len(field) == 2 else field
+    try:
+        raw = bytearray(base64.b64decode(text, validate=True))
+    except (TypeError, ValueError):  # binascii.Error is a ValueError
+        return field
+    if raw:
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    text = base64.b64encode(bytes(raw)).decode()
+    return [field[0], text] if isinstance(field, list) else text
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_whatever_a_file_holds_decoding_gives_valid_rows_or_a_value_error(data: Any) -> None:
-    """Fuzzed rows, fields and count bytes: every row decoded lies in the shared layout and its
-    buckets add up to its count; anything else is a ValueError, never another exception."""
+    """Fuzzed fields, keys and bytes of any array: every row decoded lies in the shared layout
+    and its buckets add up to its count; anything else is a ValueError, never another
+    exception."""
     tampered = copy.deepcopy(a_file())
     for _ in range(data.draw(st.integers(1, 4))):
-        where = data.draw(st.sampled_from(["row", "field", "bytes"]))
-        if where == "row":
-            index = data.draw(st.integers(0, len(tampered["rows"]) - 1))
-            tampered["rows"][index] = data.draw(json_values)
-        elif where == "field":
-            row = tampered["rows"][data.draw(st.integers(0, len(tampered["rows"]) - 1))]
-            if isinstance(row, list) and row:
-                row[data.draw(st.integers(0, len(row) - 1))] = data.draw(json_values)
-        else:
-            raw = bytearray(base64.b64decode(tampered["counts"]))
-            raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
-            tampered["counts"] = base64.b64encode(bytes(raw)).decode()
+        name = data.draw(st.sampled_from(FIELDS))
+        where = data.draw(st.sampled_from(["field", "item", "bytes"]))
+        field = tampered[name]
+        if where == "field":
+            tampered[name] = data.draw(json_values)
+        elif where == "item" and isinstance(field, list) and field:
+            field[data.draw(st.integers(0, len(field) - 1))] = data.draw(json_values)
+        elif where == "bytes" and name in FIELDS[3:]:
+            tampered[name] = flipped(field, data)
     try:
-        sketches = decode(tampered)
+        sketches = decode(tampered).sketches()
     except ValueError:
         return
+    assert len({s.key for s in sketches}) == len(sketches)
     for sketch in sketches:
         assert 0 <= sketch.offset and sketch.offset + len(sketch.counts) <= BUCKET_COUNT
-        assert sum(sketch.counts) == sketch.count and 0 <= sketch.error_count <= sketch.count
+        assert sum(sketch.counts) == sketch.count <= MAX_COUNT
+        assert 0 <= sketch.error_count <= sketch.count
         assert sketch.count == 0 or 0.0 <= sketch.min <= sketch.max < math.inf
+        assert 0.0 <= sketch.total < math.inf
+        ttfb = sketch.ttfb
+        if ttfb is not None:
+            assert 0 < ttfb.count <= sketch.count and ttfb.count == sum(ttfb.counts) <= MAX_COUNT
+            assert 0.0 <= ttfb.min <= ttfb.max < math.inf
+            assert 0 <= ttfb.offset and ttfb.offset + len(ttfb.counts) <= BUCKET_COUNT
 
 
 @settings(max_examples=100, deadline=None)
@@ -182,4 +243,4 @@ def test_whatever_a_file_holds_decoding_gives_valid_rows_or_a_value_error(data: 
 def test_any_json_value_is_a_value_error(value: Any) -> None:
     """Not even the top-level shape is trusted."""
     with pytest.raises(ValueError):
-        decode(value if isinstance(value, dict) else {"rows": value})
+        decode(value if isinstance(value, dict) else {"methods": value})

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from array import array
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flask_routetimer import sketchtable
 from flask_routetimer.stats import (
     RouteSketch,
     RouteStatsTable,
@@ -143,3 +145,49 @@ def test_a_merge_of_many_huge_rows_stays_exact() -> None:
     assert merged.count == 2**65 and tuple(merged.counts) == (2**65,)
     (row,) = snapshot_of([sketch] * 4096, 1000).routes
     assert row.count == 2**65 and row.p99 == 0.5
+
+
+# --- By column (sketchtable): what a merged read of worker files uses -------------------------
+
+requests = st.lists(
+    st.tuples(
+        st.sampled_from(["GET", "POST", "PUT"]),
+        st.sampled_from(["/a", "/b/<int:n>", "/c", None]),
+        durations,
+        st.booleans(),
+        st.none() | durations,
+    ),
+    max_size=40,
+)
+
+
+def table_with(
+    recorded: list[tuple[str, str | None, float, bool, float | None]],
+) -> RouteStatsTable:
+    table = RouteStatsTable(3)  # small: some processes overflow
+    for method, route, seconds, error, ttfb in recorded:
+        table.record(method, route, seconds, error, ttfb)
+    return table
+
+
+def by_key(sketches: list[RouteSketch]) -> dict[object, RouteSketch]:
+    return {s.key: s._replace(counts=tuple(s.counts)) for s in sketches}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(requests, min_size=1, max_size=6))
+def test_tables_merge_by_column_as_sketches_merge_by_row(processes: list[list[Any]]) -> None:
+    """Every key's counts, errors, totals, min, max, buckets and times to first byte: the same
+    from the columns as from adding up each key's sketches, and a table reads back its rows."""
+    sketches = [table_with(recorded).sketches() for recorded in processes]
+    assert all(sketchtable.table_of(rows).sketches() == rows for rows in sketches)
+    merged = sketchtable.merge_tables(sketchtable.table_of(rows) for rows in sketches).sketches()
+    assert len(merged) == len(by_key(merged))
+    assert by_key(merged) == by_key(merge_sketches(s for rows in sketches for s in rows))
+
+
+def test_tables_past_two_to_the_64_merge_exactly() -> None:
+    """Counts no 64-bit field holds merge row by row, exactly, as sketches do."""
+    sketch = RouteSketch("GET", "/r", False, 2**53, 0, 1.0, 0.5, 0.5, 400, array("Q", [2**53]))
+    (merged,) = sketchtable.merge_tables([sketchtable.table_of([sketch])] * 4096).sketches()
+    assert merged.count == 2**65 and tuple(merged.counts) == (2**65,)
