@@ -36,34 +36,15 @@ def stats_json(
     plain_rows: list[dict[str, object]] = data.pop("routes")  # type: ignore[assignment]
     encode = _ENCODER.encode
     if buckets:
-        routes = _with_buckets(snapshot.routes, plain_rows)
+        rows = map(_row_json, snapshot.routes, map(encode, plain_rows))
     else:
-        routes = encode(plain_rows)
-    return f'{encode(data)[:-1]},"routes":{routes}}}'
-
-
-_MARK = '{"buckets":0,'
-
-
-def _with_buckets(rows: Sequence[RouteStats], plain_rows: list[dict[str, object]]) -> str:
-    """The rows' JSON list with each row's ``"buckets"`` (first, as sorted keys put it).
-
-    All rows are encoded in one call (a call per row cost more than the rows' text), each with
-    ``"buckets": 0``, then that mark is replaced by the row's histogram. The mark is found only
-    where a row starts: inside a JSON string every ``"`` is escaped as ``\\"``.
-    """
-    for plain in plain_rows:
-        plain["buckets"] = 0
-    parts = _ENCODER.encode(plain_rows).split(_MARK)
-    if len(parts) != len(rows) + 1:  # cannot happen (see above); the slow, sure way
-        return "[" + ",".join(map(_row_json, rows, map(_ENCODER.encode, plain_rows))) + "]"
-    histograms = (f'{{"buckets":{_buckets_json(row)},' for row in rows)
-    return parts[0] + "".join(map(add, histograms, parts[1:]))
+        rows = map(encode, plain_rows)
+    return f'{encode(data)[:-1]},"routes":[{",".join(rows)}]}}'
 
 
 def _row_json(row: RouteStats, plain: str) -> str:
     """A row's JSON with its ``"buckets"`` (first, as sorted keys put it)."""
-    return f'{{"buckets":{_buckets_json(row)},{plain[len(_MARK) :]}'
+    return f'{{"buckets":{_buckets_json(row)},{plain[1:]}'
 
 
 def _buckets_json(row: RouteStats) -> str:
