@@ -15,14 +15,15 @@ from typing import Any, Optional
 from flask import globals as flask_globals
 
 #: Flask <= 3.1 keeps the request context apart; 3.2 keeps the request on the app context.
-_REQUEST_CONTEXT: ContextVar[Any] = (
+#: ``REQUEST_CONTEXT.get(None)`` is :func:`request_context` without the call (the hot path).
+REQUEST_CONTEXT: ContextVar[Any] = (
     getattr(flask_globals, "_cv_request", None) or flask_globals._cv_app
 )
 
 
 def request_context() -> Optional[object]:
     """The context object of the request being served here, or None."""
-    ctx: Optional[object] = _REQUEST_CONTEXT.get(None)
+    ctx: Optional[object] = REQUEST_CONTEXT.get(None)
     return ctx
 
 

@@ -94,8 +94,8 @@ def span_name(method: str, route: Optional[str]) -> str:
 def url_path(environ: Mapping[str, Any]) -> str:
     """The path the client asked for, prefix (``SCRIPT_NAME``) included, percent-encoded."""
     raw = raw_path(environ)
-    if raw and _NEEDS_QUOTING.search(raw) is None:
-        return truncate(raw)  # ASCII, nothing to encode
+    if raw and _NEEDS_QUOTING.search(raw) is None:  # ASCII, nothing to encode
+        return raw if len(raw) <= MAX_VALUE_LENGTH else raw[:MAX_VALUE_LENGTH]
     return truncate(quote(wsgi_to_text(raw), safe=_PATH_SAFE) or "/")
 
 
@@ -117,6 +117,15 @@ def split_host(host: str) -> tuple[str, Optional[int]]:
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+@lru_cache(maxsize=256)  # per (Host, scheme): one cached call on every request
+def host_address(host: str, scheme: str) -> tuple[str, Optional[int]]:
+    """Address and port of a Host header; without a port, the scheme's default port."""
+    address, port = split_host(host)
+    if port is None and not host.endswith(":"):
+        port = DEFAULT_PORTS.get(scheme)
+    return address, port
+
+
 def server_address(environ: Mapping[str, Any]) -> tuple[str, Optional[int]]:
     """Server address and port, from the Host header when present (as clients see it).
 
@@ -125,10 +134,7 @@ def server_address(environ: Mapping[str, Any]) -> tuple[str, Optional[int]]:
     """
     host = environ.get("HTTP_HOST")
     if host:
-        address, port = split_host(host)
-        if port is None and not host.endswith(":"):
-            port = DEFAULT_PORTS.get(environ.get("wsgi.url_scheme", ""))
-        return address, port
+        return host_address(host, environ.get("wsgi.url_scheme", ""))
     port_text = environ.get("SERVER_PORT", "")
     port = int(port_text) if str(port_text).isdigit() else None
     return truncate(environ.get("SERVER_NAME", "")), port
@@ -180,19 +186,24 @@ def span_attributes(
     query = environ.get("QUERY_STRING")
     if query:
         attrs[URL_QUERY] = truncate(redact_query(wsgi_to_text(query), redacted_params))
-    address, port = server_address(environ)
+    host = environ.get("HTTP_HOST")  # server_address(), one call fewer with a Host header
+    if host:
+        address, port = host_address(host, environ.get("wsgi.url_scheme", ""))
+    else:
+        address, port = server_address(environ)
     if address:
         attrs[SERVER_ADDRESS] = address
     if port is not None:
         attrs[SERVER_PORT] = port
     client = environ.get("REMOTE_ADDR")
     if client:
-        attrs[CLIENT_ADDRESS] = truncate(client, 255)
+        attrs[CLIENT_ADDRESS] = client if len(client) <= 255 else client[:255]
     if protocol:
         attrs[NETWORK_PROTOCOL_VERSION] = protocol
     agent = environ.get("HTTP_USER_AGENT")
-    if agent:
-        attrs[USER_AGENT_ORIGINAL] = truncate(wsgi_to_text(agent))
+    if agent:  # the usual agent: ASCII (the same as text) and short enough, so no calls
+        short = len(agent) <= MAX_VALUE_LENGTH and agent.isascii()
+        attrs[USER_AGENT_ORIGINAL] = agent if short else truncate(wsgi_to_text(agent))
     return attrs
 
 

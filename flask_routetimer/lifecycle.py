@@ -29,11 +29,9 @@ from flask import signals as flask_signals
 from . import attributes as attrs
 from ._body import WatchedBody, is_lazy_body, sends_body
 from ._fence import report
-from ._flaskctx import is_popped, request_context
-from .metrics import RequestMetrics
-from .multiproc import Multiproc
+from ._flaskctx import REQUEST_CONTEXT, is_popped, request_context
 from .publish import publish
-from .record import IN_FLIGHT, RequestRecord, detach, set_current
+from .record import IN_FLIGHT, RequestRecord, detach
 from .request_span import end_span, note_exception, open_span, pass_through
 from .requestlog import log_request
 from .signals import request_timed
@@ -95,7 +93,7 @@ class RequestLifecycle:
     def on_exception(self, app: Flask, exception: BaseException, **_: Any) -> None:
         record = IN_FLIGHT.get()  # this app's request, read as current_record() would
         if record is None or record.app is not app:
-            record = self._begin_late(app)
+            record = _begin_late(self, app)
         if record is None or record.exception is not None:
             return
         try:
@@ -108,11 +106,11 @@ class RequestLifecycle:
     def on_finished(self, app: Flask, response: Response, **_: Any) -> None:
         record = IN_FLIGHT.get()
         if record is None or record.app is not app:
-            record = self._begin_late(app)
+            record = _begin_late(self, app)
             if record is None:
                 return
         try:
-            self._read_response(app, record, response)
+            _read_response(self, app, record, response)
         except Exception as exc:
             report("reading the response", exc)
 
@@ -122,7 +120,7 @@ class RequestLifecycle:
             record is None
             or record.app is not app
             or record.thread != threading.get_ident()
-            or request_context() is not record.ctx
+            or REQUEST_CONTEXT.get(None) is not record.ctx
         ):
             # Nothing timed here, or a copied request context popping (in this thread or not).
             return
@@ -152,22 +150,19 @@ class RequestLifecycle:
             report("starting a request span", exc)
             return None
         if record is not None:
-            set_current(record)
+            record.record_token = IN_FLIGHT.set(record)  # set_current(), without the call
         return record
-
-    def _begin_late(self, app: Flask) -> Optional[RequestRecord]:
-        """Time a request whose ``request_started`` never reached us (a receiver raised first)."""
-        if request_context() is None or UNTIMED in request.environ:
-            return None
-        return self._begin(app)
 
     def _start(self, app: Flask, start: float) -> Optional[RequestRecord]:
         # The request from the context object we hold anyway (no proxy lookup); the proxy only
         # where a Flask version's context object does not carry it.
-        ctx: Any = request_context()
+        ctx: Any = REQUEST_CONTEXT.get(None)
         current: Request = getattr(ctx, "request", None) or _proxied_request()
         environ = current.environ
-        method, original = attrs.normalize_method(environ.get("REQUEST_METHOD") or "GET")
+        method: str = environ.get("REQUEST_METHOD") or "GET"
+        original = None
+        if method not in attrs.KNOWN_METHODS:  # served as sent: the usual case needs no call
+            method, original = attrs.normalize_method(method)
         info = self.routes.info(app, current.url_rule, method)
         excluded = self.settings.excluded
         if info.exempt or (excluded is not None and excluded.search(app_path(environ))):
@@ -175,7 +170,9 @@ class RequestLifecycle:
             return None
         if not self.traces.decided:
             self.state.decide_trace_buffer(app)
-        _start_writer(self.state.multiproc)
+        multiproc = self.state.multiproc
+        if multiproc is not None and not multiproc.started:
+            multiproc.start()  # in a worker after the fork, never in a master that serves nothing
         record = RequestRecord(self, ctx, app, info, start)
         telemetry = self.telemetry
         tracing, metrics = telemetry.active()
@@ -200,16 +197,6 @@ class RequestLifecycle:
                 report("counting an active request", exc)
         return record
 
-    def _read_response(self, app: Flask, record: RequestRecord, response: Response) -> None:
-        record.status_code = response.status_code
-        if is_lazy_body(response):
-            _watch_stream(self, record, response)
-        settings = self.settings
-        if settings.server_timing_on(app.debug):
-            add_server_timing(response, record.start, settings.timing_allow_origin)
-        if settings.headers is not None and record.span.is_recording():
-            record.span.set_attributes(settings.headers.response_attributes(response.headers))
-
     # -- the end ---------------------------------------------------------------------------
 
     def abandon(self, record: RequestRecord, exception: Optional[BaseException]) -> None:
@@ -226,23 +213,26 @@ class RequestLifecycle:
         if record.ended:
             return
         record.ended = True
-        duration = max(perf_counter() - record.start, 0.0)  # time can go backwards
+        duration = perf_counter() - record.start
+        if duration < 0.0:  # time can go backwards
+            duration = 0.0
         if record.renders is not None:
             end_open_renders(record)  # a render that raised got no template_rendered
+        failed = attrs.is_failure(record.exception, record.status_code)  # once, for all three
         sampled = False
         try:
-            sampled = end_span(record)
+            sampled = end_span(record, failed)
         except Exception as exc:
             report("ending a request span", exc)
+        info = record.info
         if record.counted is not None:
             try:
-                _record_point(self.telemetry.metrics, record, duration)
+                self.telemetry.metrics.finished(record, info.route, duration)
             except Exception as exc:
                 report("recording request metrics", exc)
-        failed = attrs.is_failure(record.exception, record.status_code)
         ttfb = record.body.time_to_first_byte(record.start) if record.body is not None else None
         try:
-            self.stats.record(record.info.method, record.info.route, duration, failed, ttfb)
+            self.stats.record(info.method, info.route, duration, failed, ttfb)
         except Exception as exc:
             report("recording route statistics", exc)
         if (log := self.settings.log_requests) or (log is None and record.app.debug):
@@ -251,18 +241,25 @@ class RequestLifecycle:
             publish(record, duration, sampled)
 
 
-def _record_point(metrics: RequestMetrics, record: RequestRecord, duration: float) -> None:
-    """Count the request out of active requests and record its duration point."""
-    assert record.counted is not None
-    metrics.finished(
-        record.counted,
-        record.info.route,
-        record.status_code,
-        record.protocol,
-        record.exception,
-        duration,
-        record.context,
-    )
+def _begin_late(lifecycle: RequestLifecycle, app: Flask) -> Optional[RequestRecord]:
+    """Time a request whose ``request_started`` never reached us (a receiver raised first)."""
+    if request_context() is None or UNTIMED in request.environ:
+        return None
+    return lifecycle._begin(app)
+
+
+def _read_response(
+    lifecycle: RequestLifecycle, app: Flask, record: RequestRecord, response: Response
+) -> None:
+    """The status code; a lazy body watched; ``Server-Timing``; captured response headers."""
+    record.status_code = response.status_code
+    if is_lazy_body(response):
+        _watch_stream(lifecycle, record, response)
+    settings = lifecycle.settings
+    if settings.server_timing_on(app.debug):
+        add_server_timing(response, record.start, settings.timing_allow_origin)
+    if settings.headers is not None and record.span.is_recording():
+        record.span.set_attributes(settings.headers.response_attributes(response.headers))
 
 
 def _watch_stream(lifecycle: RequestLifecycle, record: RequestRecord, response: Response) -> None:
@@ -317,10 +314,3 @@ def _propagates(app: Flask) -> bool:
     """Whether Flask re-raises an unhandled exception instead of answering 500 (as it decides)."""
     propagate = app.config.get("PROPAGATE_EXCEPTIONS")
     return bool(app.testing or app.debug) if propagate is None else bool(propagate)
-
-
-def _start_writer(multiproc: Optional[Multiproc]) -> None:
-    """A process's first timed request starts its writer thread (``ROUTETIMER_MULTIPROC_DIR``):
-    in a worker, after the fork, never in a pre-fork master that serves nothing."""
-    if multiproc is not None and not multiproc.started:
-        multiproc.start()

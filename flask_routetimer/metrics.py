@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 from opentelemetry import metrics
 from opentelemetry.context import Context
@@ -49,6 +49,21 @@ _OVERFLOW: Optional[ActiveKey] = None
 #: The requests in flight under one (method, scheme): a set, so counting in and out is one
 #: atomic ``add`` / ``discard`` with no lock, and the count can neither drift nor go negative.
 InFlight = set[object]
+
+
+class TimedRequest(Protocol):
+    """What a duration point is made of, as the request's record holds it (read only)."""
+
+    @property
+    def counted(self) -> Optional[Counted]: ...
+    @property
+    def status_code(self) -> Optional[int]: ...
+    @property
+    def protocol(self) -> Optional[str]: ...
+    @property
+    def exception(self) -> Optional[BaseException]: ...
+    @property
+    def context(self) -> Optional[Context]: ...
 
 
 class RequestMetrics:
@@ -106,35 +121,31 @@ class RequestMetrics:
                 requests = self._active[key] = set()
             return requests
 
-    def finished(
-        self,
-        counted: Counted,
-        route: Optional[str],
-        status_code: Optional[int],
-        protocol: Optional[str],
-        exception: Optional[BaseException],
-        duration: float,
-        context: Optional[Context],
-    ) -> None:
-        """Count the request out and record its duration, linked to its trace for exemplars.
+    def finished(self, request: TimedRequest, route: Optional[str], duration: float) -> None:
+        """Count a request that was counted in (``started``) out and record its duration, linked
+        to its trace for exemplars.
 
         The point's attribute set is built once per distinct set and reused (the SDK only reads
         it), looked up by a flat key of what the request has at hand.
         """
-        (method, scheme), in_flight, request = counted
-        in_flight.discard(request)
+        counted = request.counted
+        if counted is None:
+            return
+        (method, scheme), in_flight, token = counted
+        in_flight.discard(token)
+        exception = request.exception
         key = (
             method,
             scheme,
             route,
-            status_code,
-            protocol,
+            request.status_code,
+            request.protocol,
             None if exception is None else type(exception),
         )
         attributes = self._attribute_sets.get(key)
         if attributes is None:
             attributes = self._new_attribute_set(key, exception)
-        self.duration.record(duration, attributes, context=context)
+        self.duration.record(duration, attributes, context=request.context)
 
     def _new_attribute_set(
         self, key: PointKey, exception: Optional[BaseException]

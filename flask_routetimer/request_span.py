@@ -33,9 +33,13 @@ def open_span(
     :func:`~.attributes.url_scheme` reads it; ``settings``: header capture and query redaction)."""
     info = record.info
     # An empty OpenTelemetry context (the usual case) holds no span: skip the span lookup.
-    outer = trace.get_current_span() if otel_context.get_current() else trace.INVALID_SPAN
+    current = otel_context.get_current()
+    outer = trace.get_current_span(current) if current else trace.INVALID_SPAN
     outer_request = IN_FLIGHT.get()
-    if outer_request is not None and outer_request.span is outer:
+    if outer is trace.INVALID_SPAN and outer_request is None:
+        parent = extract_parent(environ)  # the usual case: no outer span, maybe a caller's
+        kind = SpanKind.SERVER
+    elif outer_request is not None and outer_request.span is outer:
         # A request to an app called in-process from a view of ours: its own request, a
         # child of the caller's, which keeps its name.
         parent = None
@@ -63,11 +67,14 @@ def open_span(
     )
     if settings.headers is not None:
         attributes.update(settings.headers.request_attributes(environ))
+    # The context given, never None: the SDK and its sampler would look the current one up
+    # again, three times (parent None means the current context, which is ``current``).
+    context = current if parent is None else parent
     span = record.span = tracer.start_span(
-        info.name, context=parent, kind=kind, attributes=attributes
+        info.name, context=context, kind=kind, attributes=attributes
     )
     # From here on the span is the record's, so the lifecycle ends it whatever fails below.
-    record.context = trace.set_span_in_context(span, parent)
+    record.context = trace.set_span_in_context(span, context)
     record.context_token = otel_context.attach(record.context)
 
 
@@ -91,14 +98,15 @@ def note_exception(record: RequestRecord, exception: BaseException, record_event
         record.span.record_exception(exception, attrs.exception_attributes(exception))
 
 
-def end_span(record: RequestRecord) -> bool:
-    """End the span with the response's attributes; True if it was sampled (recording)."""
+def end_span(record: RequestRecord, failed: bool) -> bool:
+    """End the span with the response's attributes (``failed``: :func:`~.attributes.is_failure`
+    of the request); True if it was sampled (recording)."""
     span = record.span
     recording: Optional[bool] = None
     try:
         recording = span.is_recording()
         if recording:
-            _describe_end(record)
+            _describe_end(record, failed)
     finally:
         # Even when describing it (or asking) failed: a span is never left open. A span that
         # is not recording (not sampled, no SDK) has nothing to end: the call is skipped.
@@ -107,14 +115,14 @@ def end_span(record: RequestRecord) -> bool:
     return bool(recording)
 
 
-def _describe_end(record: RequestRecord) -> None:
+def _describe_end(record: RequestRecord, failed: bool) -> None:
     # One set_attribute per attribute: the SDK checks a value, where set_attributes would check
     # the dict against Sequence and Mapping first (two ABC instance checks) and then each value.
     span = record.span
     status_code, exc = record.status_code, record.exception
     if status_code is not None:
         span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status_code)
-    if attrs.is_failure(exc, status_code):
+    if failed:
         span.set_attribute(ERROR_TYPE, attrs.error_type(exc, status_code))
         description = None if exc is None else attrs.exception_description(exc)
         span.set_status(Status(StatusCode.ERROR, description))
