@@ -188,10 +188,16 @@ def make_hooks_floor() -> Flask:
     return app
 
 
-def make_hooked_floor(pipeline: Pipeline) -> Flask:
+def make_hooked_floor(pipeline: Pipeline, same: bool = False) -> Flask:
     """The SDK floor's work done from the three signal receivers a hook-based timer needs, instead
     of a WSGI wrapper: the least any extension timing from Flask's hooks can cost with the SDK
-    (the hooks floor plus the SDK floor, with the state handed from receiver to receiver)."""
+    (the hooks floor plus the SDK floor, with the state handed from receiver to receiver).
+
+    ``same``: with what flask-routetimer must add to that and nothing else (``hookedsame``): the
+    fourth receiver of its teardown fallback (``appcontext_tearing_down``, a no-op here), the
+    span named after the route with ``http.route`` and ``flask.endpoint`` among its attributes,
+    and ``http.route`` on the duration point, as the semantic conventions require.
+    """
     from contextvars import ContextVar
 
     from flask import request, signals
@@ -208,10 +214,14 @@ def make_hooked_floor(pipeline: Pipeline) -> Flask:
         environ = request.environ
         method = environ["REQUEST_METHOD"]
         protocol = environ["SERVER_PROTOCOL"][5:]
+        rule = request.url_rule if same else None
+        route = rule.rule if rule is not None else None
+        named = {"http.route": route, "flask.endpoint": rule.endpoint} if rule is not None else {}
         span = tracer.start_span(
-            method,
+            f"{method} {route}" if route else method,
             kind=server_kind,
             attributes={
+                **named,
                 "http.request.method": method,
                 "url.scheme": environ["wsgi.url_scheme"],
                 "url.path": environ["PATH_INFO"],
@@ -227,30 +237,35 @@ def make_hooked_floor(pipeline: Pipeline) -> Flask:
         state = [default_timer(), span, span_context, context.attach(span_context), 500, method]
         state.append(environ["wsgi.url_scheme"])
         state.append(protocol)
+        state.append(route)
         current.set(state)
 
     def finished(sender: Any, response: Any, **extra: Any) -> None:
         current.get()[4] = response.status_code
 
     def tearing_down(sender: Any, **extra: Any) -> None:
-        start, span, span_context, token, code, method, scheme, protocol = current.get()
+        start, span, span_context, token, code, method, scheme, protocol, route = current.get()
         span.set_attribute("http.response.status_code", code)
         context.detach(token)
         span.end()
-        histogram.record(
-            default_timer() - start,
-            {
-                "http.request.method": method,
-                "url.scheme": scheme,
-                "http.response.status_code": code,
-                "network.protocol.version": protocol,
-            },
-            context=span_context,
-        )
+        attributes = {
+            "http.request.method": method,
+            "url.scheme": scheme,
+            "http.response.status_code": code,
+            "network.protocol.version": protocol,
+        }
+        if route is not None:
+            attributes["http.route"] = route
+        histogram.record(default_timer() - start, attributes, context=span_context)
+
+    def context_end(sender: Any, **extra: Any) -> None:
+        return None
 
     signals.request_started.connect(started, app, weak=False)
     signals.request_finished.connect(finished, app, weak=False)
     signals.request_tearing_down.connect(tearing_down, app, weak=False)
+    if same:
+        signals.appcontext_tearing_down.connect(context_end, app, weak=False)
     return app
 
 
@@ -380,6 +395,8 @@ def make_app(variant: str, pipeline: Pipeline | None) -> Flask:
         return make_floor(pipeline)
     if variant == "hookedfloor":
         return make_hooked_floor(pipeline)
+    if variant == "hookedsame":
+        return make_hooked_floor(pipeline, same=True)
     raise ValueError(f"unknown variant {variant!r}")
 
 

@@ -8,8 +8,10 @@ number of instructions a request executes does not. Each cell runs a child proce
 against ``bare`` on the same pipeline; ratios against the SDK ``floor`` (the raw SDK work a
 request needs) are the figures to compare before and after a hot-path change: run this on
 both commits. ``hookedfloor`` is the floor's work done from three signal receivers, the least a
-hook-based timer can cost; ``--variants`` restricts the cells (``bare`` and ``floor`` are always
-measured, for the ratios).
+hook-based timer can cost; ``hookedsame`` adds only what flask-routetimer cannot leave out (the
+fourth receiver of its teardown fallback, and the route attributes the semantic conventions
+require on the span and the duration point). ``--variants`` restricts the cells (``bare`` and
+``floor`` are always measured, for the ratios).
 
 Slow (valgrind runs Python ~50x slower): a few minutes for the default cells.
 """
@@ -32,8 +34,8 @@ from benchmarks.apps import Pipeline, make_app, make_hooks_floor, make_pipeline,
 from benchmarks.overhead import make_environ
 
 CELLS = {
-    "sdk on": ("simple", ("bare", "floor", "hookedfloor", "routetimer")),
-    "unsampled": ("unsampled", ("bare", "floor", "hookedfloor", "routetimer")),
+    "sdk on": ("simple", ("bare", "floor", "hookedfloor", "hookedsame", "routetimer")),
+    "unsampled": ("unsampled", ("bare", "floor", "hookedfloor", "hookedsame", "routetimer")),
     "no sdk": ("nosdk", ("bare", "floor", "hooks", "routetimer")),
 }
 #: Run only when asked for (``--cases multiproc``): flask-routetimer with and without
