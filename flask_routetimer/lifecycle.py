@@ -256,7 +256,8 @@ def _read_response(
     if is_lazy_body(response):
         _watch_stream(lifecycle, record, response)
     settings = lifecycle.settings
-    if settings.server_timing_on(app.debug):
+    timing = settings.server_timing  # settings.server_timing_on(app.debug), without two calls
+    if timing or (timing is None and app.debug):
         add_server_timing(response, record.start, settings.timing_allow_origin)
     if settings.headers is not None and record.span.is_recording():
         record.span.set_attributes(settings.headers.response_attributes(response.headers))
