@@ -188,7 +188,7 @@ def make_hooks_floor() -> Flask:
     return app
 
 
-def make_hooked_floor(pipeline: Pipeline, same: bool = False) -> Flask:
+def make_hooked_floor(pipeline: Pipeline, same: bool = False, fallback: bool = False) -> Flask:
     """The SDK floor's work done from the three signal receivers a hook-based timer needs, instead
     of a WSGI wrapper: the least any extension timing from Flask's hooks can cost with the SDK
     (the hooks floor plus the SDK floor, with the state handed from receiver to receiver).
@@ -197,6 +197,7 @@ def make_hooked_floor(pipeline: Pipeline, same: bool = False) -> Flask:
     fourth receiver of its teardown fallback (``appcontext_tearing_down``, a no-op here), the
     span named after the route with ``http.route`` and ``flask.endpoint`` among its attributes,
     and ``http.route`` on the duration point, as the semantic conventions require.
+    ``fallback``: only that fourth receiver (``hookedfallback``).
     """
     from contextvars import ContextVar
 
@@ -264,7 +265,7 @@ def make_hooked_floor(pipeline: Pipeline, same: bool = False) -> Flask:
     signals.request_started.connect(started, app, weak=False)
     signals.request_finished.connect(finished, app, weak=False)
     signals.request_tearing_down.connect(tearing_down, app, weak=False)
-    if same:
+    if same or fallback:
         signals.appcontext_tearing_down.connect(context_end, app, weak=False)
     return app
 
@@ -397,6 +398,8 @@ def make_app(variant: str, pipeline: Pipeline | None) -> Flask:
         return make_hooked_floor(pipeline)
     if variant == "hookedsame":
         return make_hooked_floor(pipeline, same=True)
+    if variant == "hookedfallback":
+        return make_hooked_floor(pipeline, fallback=True)
     raise ValueError(f"unknown variant {variant!r}")
 
 

@@ -38,9 +38,13 @@ CELLS = {
     "unsampled": ("unsampled", ("bare", "floor", "hookedfloor", "hookedsame", "routetimer")),
     "no sdk": ("nosdk", ("bare", "floor", "hooks", "routetimer")),
 }
-#: Run only when asked for (``--cases multiproc``): flask-routetimer with and without
-#: ``ROUTETIMER_MULTIPROC_DIR`` (its writer thread's instructions count too).
-OPTIONAL_CELLS = {"multiproc": ("simple", ("bare", "floor", "routetimer", "multiproc"))}
+#: Run only when asked for (``--cases``).
+OPTIONAL_CELLS = {
+    # The teardown fallback's fourth receiver alone, on top of the hooked floor.
+    "fallback": ("simple", ("bare", "floor", "hookedfloor", "hookedfallback")),
+    # flask-routetimer with and without ROUTETIMER_MULTIPROC_DIR (its writer thread counts too).
+    "multiproc": ("simple", ("bare", "floor", "routetimer", "multiproc")),
+}
 
 
 def serve(variant: str, pipeline_name: str, path: str, requests: int) -> None:
