@@ -253,7 +253,8 @@ def _read_response(
 ) -> None:
     """The status code; a lazy body watched; ``Server-Timing``; captured response headers."""
     record.status_code = response.status_code
-    if is_lazy_body(response):
+    # A list (what Flask makes of a returned str or bytes) has a length: never lazy, no call.
+    if type(response.response) is not list and is_lazy_body(response):
         _watch_stream(lifecycle, record, response)
     settings = lifecycle.settings
     timing = settings.server_timing  # settings.server_timing_on(app.debug), without two calls
