@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from docs_recipes import CONFIGURATION_EXAMPLE, configuration_example, recipe
+from serving import free_port, output_around_one_get
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples"
@@ -102,39 +99,19 @@ def test_example_runs(runs: dict[str, subprocess.Popen[str]], name: str) -> None
     assert runs[name].returncode == 0, output
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_gunicorn_preload_recipe_exports_spans_from_workers() -> None:
     """recipes.md's command, as written: with --preload and the SDK set up in post_fork, forked
     workers export request spans."""
     port = free_port()
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    server = subprocess.Popen(
+    output = output_around_one_get(
         ["bash", "-euc", f"exec {recipe('gunicorn-preload').text}"],
+        port,
+        "/hello/you",
+        b"Hello, you!",
         cwd=EXAMPLES,
         env={**os.environ, "BIND": f"127.0.0.1:{port}", "PATH": path},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/hello/you", timeout=5) as r:
-                    assert r.read() == b"Hello, you!"
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.1)
-    finally:
-        server.send_signal(signal.SIGTERM)  # workers shut their providers down: spans flush
-        output, _ = server.communicate(timeout=60)
     assert '"name": "GET /hello/<name>"' in output, output
     assert '"name": "greeting"' in output, output
 

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import grpc
 import pytest
 from docs_recipes import ROOT, blocks, environment, install, recipe, split
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from serving import free_port
 
 from flask_routetimer.multiproc_files import parse_exited, parse_stats
 
@@ -58,12 +58,6 @@ def test_every_recipe_is_in_the_docs_once() -> None:
     """No test runs a recipe that the docs no longer show."""
     shown = [b.argument for b in blocks() if b.kind == "run"]
     assert sorted(shown) == sorted(RECIPES)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(url: str) -> str:

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
+from serving import free_port
 
 from flask_routetimer import sketchcodec
 
@@ -244,12 +244,6 @@ def test_workers_write_a_last_time_at_exit(tmp_path: Path) -> None:
 def uwsgi_binary() -> Optional[str]:
     """uWSGI if installed (``pip install pyuwsgi`` has wheels): $UWSGI, else on PATH."""
     return os.environ.get("UWSGI") or shutil.which("uwsgi")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.skipif(uwsgi_binary() is None, reason="uWSGI not installed (pip install pyuwsgi)")

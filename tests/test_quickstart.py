@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
+
+from serving import free_port, output_around_one_get
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples"
@@ -38,39 +36,11 @@ def shape(line: str) -> str:
     return re.sub(r"\d+(\.\d+)?", "0", line)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def serve_quickstart_once(port: int) -> str:
     """Everything ``flask --app quickstart run --debug`` prints around one GET /hello/you."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "quickstart", "run", "--debug", "--no-reload"]
-        + ["--port", str(port)],
-        cwd=EXAMPLES,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                url = f"http://127.0.0.1:{port}/hello/you"
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    assert response.read() == b"Hello, you!"
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.1)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=30)
-    return output
+    args = [sys.executable, "-m", "flask", "--app", "quickstart", "run", "--debug"]
+    args += ["--no-reload", "--port", str(port)]
+    return output_around_one_get(args, port, "/hello/you", b"Hello, you!", cwd=EXAMPLES, env=ENV)
 
 
 def test_readme_shows_what_the_quickstart_prints():
