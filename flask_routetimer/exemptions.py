@@ -74,9 +74,10 @@ class Exemptions:
     id is never reused while it is marked.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, apps: weakref.WeakSet[Flask]) -> None:
         self._marked: dict[int, Any] = {}
-        self._apps: weakref.WeakSet[Flask] = weakref.WeakSet()
+        #: The apps whose views may carry the marks: the ``RouteTimer``'s own set, shared.
+        self._apps = apps
         self._caches: weakref.WeakSet[Clearable] = weakref.WeakSet()
         self._warned: set[int] = set()
         #: Counts the marks added: what a route cache worked out for an older version is stale.
@@ -88,10 +89,6 @@ class Exemptions:
         self.version += 1
         for cache in list(self._caches):
             cache.clear()
-
-    def serve(self, app: Flask) -> None:
-        """Count ``app`` among the apps whose views may carry the marks."""
-        self._apps.add(app)
 
     def watch(self, cache: Clearable) -> None:
         """Clear ``cache`` whenever a mark is added."""

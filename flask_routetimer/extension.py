@@ -89,9 +89,9 @@ class RouteTimer:
     ) -> None:
         #: Where spans and metric points go; shared by every app this timer serves.
         self.telemetry = Telemetry(tracer_provider, meter_provider)
-        self._exemptions = Exemptions()
         #: The apps this timer serves, held weakly: an app factory in tests makes many.
         self._apps: weakref.WeakSet[Flask] = weakref.WeakSet()
+        self._exemptions = Exemptions(self._apps)
         if app is not None:
             self.init_app(app)
 
@@ -117,7 +117,6 @@ class RouteTimer:
         if dashboard is not None:
             app.register_blueprint(dashboard)  # checked above, so it does not fail half-way
         app.extensions[EXTENSION_KEY] = state
-        self._exemptions.serve(app)
         self._apps.add(app)
         FirstRequest(settings, snapshot(app.config)).connect(app)
         if settings.enabled:
